@@ -1,0 +1,3 @@
+from biotune.cli import main
+
+main()

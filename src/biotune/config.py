@@ -1,0 +1,143 @@
+"""Run configuration: one pydantic model, validated up front; YAML in/out; unknown keys are an error.
+
+`TrainConfig` is what a user writes (flags or YAML); values left as None are filled from the
+dataset registry (Gu et al. protocol) by `biotune.runs.resolve_config` before any work starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from biotune.errors import ConfigError
+
+TaskType = Literal["ner", "pico", "re", "similarity", "classification", "multilabel", "qa"]
+TASK_TYPES: tuple[str, ...] = ("ner", "pico", "re", "similarity", "classification", "multilabel", "qa")
+DEFAULT_MODEL = "minilm-l6"
+
+
+class TrainConfig(BaseModel):
+    """Everything one `biotune train` needs. None means: take the dataset's registry default."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    dataset: str | None = Field(None, description="BLURB dataset name or alias; or give train/dev/test files")
+    data_dir: Path | None = Field(None, description="data home; default $BIOTUNE_DATA, else ../shared/data")
+    train_file: Path | None = None
+    dev_file: Path | None = None
+    test_file: Path | None = None
+    task_type: TaskType | None = Field(None, description="required with own files")
+    negative_label: str | None = Field(
+        None, description="own relation-extraction files: the no-relation label"
+    )
+    model: str = Field(DEFAULT_MODEL, description="hub name, local folder, or alias minilm-l6")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    techniques: list[str] = Field(default_factory=list, description="e.g. freeze:4, llrd:0.9, reinit:1")
+    learning_rate: float | None = Field(None, gt=0)
+    batch_size: int | None = Field(None, ge=1)
+    epochs: int | None = Field(None, ge=1)
+    warmup_ratio: float | None = Field(None, ge=0, le=1)
+    weight_decay: float = Field(0.01, ge=0)
+    max_length: int | None = Field(None, ge=8)
+    patience: int | None = Field(None, ge=1, description="early stopping: epochs without dev improvement")
+    limit_train: int | None = Field(None, ge=1, description="use only the first N training examples")
+    pooling: Literal["cls", "mean"] | None = Field(None, description="sequence-level heads; BLURB uses cls")
+    checkpoint: Literal["best", "last"] = "best"
+    gradient_accumulation: int = Field(1, ge=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    dropout: float | None = Field(None, ge=0, lt=1)
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
+    trust_remote_code: bool = False
+    save_model: bool = Field(
+        True, description="keep each seed's selected model (safetensors) for export/predict"
+    )
+    output: Path | None = None
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds_count(cls, seeds: Any) -> Any:
+        if isinstance(seeds, int) and not isinstance(seeds, bool):
+            if seeds < 1:
+                raise ValueError("a seed count must be at least 1")
+            return list(range(seeds))
+        return seeds
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_unique(cls, seeds: list[int]) -> list[int]:
+        if not seeds:
+            raise ValueError("give at least one seed")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        return seeds
+
+    @field_validator("techniques")
+    @classmethod
+    def _techniques_parse(cls, techniques: list[str]) -> list[str]:
+        from biotune.techniques import parse_techniques
+
+        return parse_techniques(
+            techniques
+        ).as_list()  # canonical order and case; raises ValueError with the fix
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`--seeds 3` means seeds 0,1,2; `--seeds 1,5,7` means exactly those."""
+    text = text.strip()
+    try:
+        if "," in text:
+            return [int(part) for part in text.split(",") if part.strip()]
+        count = int(text)
+    except ValueError as exc:
+        raise ConfigError(f"--seeds takes a count (3) or a list (1,5,7), got {text!r}") from exc
+    if count < 1:
+        raise ConfigError(f"--seeds count must be at least 1, got {count}")
+    return list(range(count))
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            lines.append(f"  {where}: unknown key (remove it or fix its spelling)")
+        else:
+            lines.append(f"  {where}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Safe YAML (no Python objects); the top level must be a mapping."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of option: value")
+    return data
+
+
+def build_config(model_cls: type[BaseModel], values: dict[str, Any], source: str) -> Any:
+    try:
+        return model_cls.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from exc
+
+
+def load_train_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """YAML file first, then flags (non-None overrides) on top; unknown keys fail in either."""
+    values: dict[str, Any] = read_yaml(path) if path else {}
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return build_config(TrainConfig, values, str(path) if path else "options")
+
+
+def dump_yaml(config: BaseModel, path: Path) -> None:
+    data = config.model_dump(mode="json")
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

@@ -1,0 +1,1 @@
+"""Data: the BLURB registry, readers for every file format, and `data check`."""

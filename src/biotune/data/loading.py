@@ -1,0 +1,165 @@
+"""Load a BLURB dataset's splits, or a user's own train/dev/test files, and count their units."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from seqeval.metrics.sequence_labeling import get_entities
+
+from biotune.config import TASK_TYPES
+from biotune.data.examples import Example, LabeledDocument, TaggedSentence
+from biotune.data.paths import resolve_data_dir
+from biotune.data.readers import hoc_label_count, read_file
+from biotune.data.registry import SPLITS, DatasetSpec, custom_spec, get_spec
+from biotune.errors import ConfigError, DataError
+
+
+@dataclass
+class DatasetSplits:
+    spec: DatasetSpec
+    train: list[Example] = field(default_factory=list)
+    dev: list[Example] = field(default_factory=list)
+    test: list[Example] = field(default_factory=list)
+    missing: dict[str, Path] = field(default_factory=dict)  # split -> the file that was not there
+
+    def split(self, name: str) -> list[Example]:
+        if name not in SPLITS:
+            raise ConfigError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+        return getattr(self, name)
+
+
+def _check_splits(splits: Iterable[str]) -> tuple[str, ...]:
+    splits = tuple(splits)
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown:
+        raise ConfigError(f"unknown split(s) {', '.join(unknown)}; choose from {', '.join(SPLITS)}")
+    return splits
+
+
+def _reader_labels(spec: DatasetSpec) -> tuple[str, ...] | None:
+    # similarity has no label set; an empty tuple would otherwise mean "no label allowed"
+    return spec.labels or None
+
+
+def split_path(spec: DatasetSpec, split: str, data_dir: Path) -> Path:
+    return data_dir / spec.files[split]
+
+
+def load_dataset(name_or_spec: str | DatasetSpec, data_dir: Path | str | None = None,
+                 splits: Sequence[str] = SPLITS, allow_missing: bool = False) -> DatasetSplits:
+    """Read the requested splits. A missing file is a DataError unless `allow_missing` records it instead."""
+    spec = get_spec(name_or_spec)
+    splits = _check_splits(splits)
+    home = resolve_data_dir(Path(data_dir) if data_dir is not None else None)
+    result = DatasetSplits(spec=spec)
+    for split in splits:
+        path = split_path(spec, split, home)
+        if not path.is_file():
+            if allow_missing:
+                result.missing[split] = path
+                continue
+            raise DataError(path, None, f"the {split} split of {spec.name} is missing (no such file)",
+                            "BLURB.md and data/SOURCES.md explain which files may be absent (EBM PICO train "
+                            "is not staged) and how to rebuild them; or choose another dataset")
+        setattr(result, split, read_file(spec.task_type, path, _reader_labels(spec)))
+    return result
+
+
+def _source_line(example: Example) -> int:
+    return int(example.source.rsplit(":", 1)[1])
+
+
+def _unseen_label_error(path: Path, line: int, label: str, train_file: Path,
+                        known: Iterable[str]) -> DataError:
+    return DataError(path, line, f"label {label!r} never appears in the training file {train_file}",
+                     f"labels seen in training: {', '.join(sorted(known))}; fix the label or add training "
+                     "examples with it")
+
+
+def _check_labels_seen(examples: list[Example], path: Path, train_file: Path, known: set[str]) -> None:
+    for example in examples:
+        if isinstance(example, TaggedSentence):
+            for offset, tag in enumerate(example.tags):
+                if tag not in known:  # words are one per line, so the word's line is first line + offset
+                    raise _unseen_label_error(path, _source_line(example) + offset, tag, train_file, known)
+        elif hasattr(example, "label") and example.label not in known:
+            raise _unseen_label_error(path, _source_line(example), example.label, train_file, known)
+
+
+def _train_labels(task_type: str, train: list[Example]) -> tuple[str, ...]:
+    if task_type in ("ner", "pico"):
+        return tuple(sorted({tag for sentence in train for tag in sentence.tags}))
+    if task_type in ("re", "classification", "qa"):
+        return tuple(sorted({example.label for example in train}))
+    return ()  # similarity has scores; multilabel label count is taken from the file below
+
+
+def load_own_files(task_type: str, train_file: Path | str, dev_file: Path | str | None = None,
+                   test_file: Path | str | None = None, negative_label: str | None = None,
+                   name: str | None = None) -> DatasetSplits:
+    """A user's own files: labels come from train; dev/test may only use labels seen in train."""
+    if task_type not in TASK_TYPES:
+        raise ConfigError(f"unknown task type {task_type!r}; choose one of {', '.join(TASK_TYPES)}")
+    if dev_file is None:
+        raise ConfigError("a dev file is needed to pick checkpoints and report dev scores: pass --dev-file")
+    train_path, dev_path = Path(train_file), Path(dev_file)
+    train = read_file(task_type, train_path)
+    labels = _train_labels(task_type, train)
+    if task_type == "multilabel":
+        labels = tuple(str(i) for i in range(hoc_label_count(train_path)))
+    files = {"train": str(train_path), "dev": str(dev_path)}
+    if test_file is not None:
+        files["test"] = str(test_file)
+    spec = custom_spec(task_type, labels, name=name or train_path.parent.name or "custom",
+                       negative_label=negative_label, files=files)
+    result = DatasetSplits(spec=spec, train=train)
+    for split in ("dev", "test"):
+        if split not in files:
+            continue
+        path = Path(files[split])
+        examples = read_file(task_type, path, _reader_labels(spec) if task_type == "multilabel" else None)
+        if task_type not in ("similarity", "multilabel"):
+            _check_labels_seen(examples, path, train_path, set(labels))
+        setattr(result, split, examples)
+    return result
+
+
+def _task_type(spec_or_task_type: DatasetSpec | str) -> str:
+    return spec_or_task_type if isinstance(spec_or_task_type, str) else spec_or_task_type.task_type
+
+
+def count_units(spec: DatasetSpec | str, examples: Iterable[Example]) -> int:
+    """BLURB's size unit: NER mentions, PICO non-O tokens, otherwise one per example.
+
+    Mentions are the entities seqeval finds (an I after O or at a sentence start opens one too); on
+    the staged files this equals SOURCES.md's count of B tags. `spec` may also be a bare task type.
+    """
+    task_type = _task_type(spec)
+    if task_type == "ner":
+        return len(get_entities([list(sentence.tags) for sentence in examples]))
+    if task_type == "pico":
+        return sum(tag != "O" for sentence in examples for tag in sentence.tags)
+    return sum(1 for _ in examples)
+
+
+def label_counts(spec: DatasetSpec | str, examples: Iterable[Example]) -> dict[str, int]:
+    """How often each label occurs: tags for NER/PICO, hallmarks for multilabel, labels otherwise.
+
+    Multilabel indices are shown by the spec's label names; with a bare task type, as indices.
+    """
+    names = () if isinstance(spec, str) else spec.labels
+    counts: dict[str, int] = {}
+    for example in examples:
+        if isinstance(example, TaggedSentence):
+            keys: Iterable[str] = example.tags
+        elif isinstance(example, LabeledDocument):
+            keys = (names[i] if i < len(names) else str(i) for i in example.labels)
+        elif hasattr(example, "label"):
+            keys = (example.label,)
+        else:
+            continue  # similarity pairs carry scores, not labels
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))

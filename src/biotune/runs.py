@@ -1,0 +1,430 @@
+"""Many seeds of one configuration: resolve the config, featurize once, train each seed, write the run folder.
+
+A run folder is self-describing:
+    config.yaml                   the fully resolved configuration
+    results.json                  dataset, model, techniques, versions, per-seed dev/test metrics, summary,
+                                  baselines, featurization counts
+    train.log                     the log
+    seed-<N>/metrics.json         that seed's epochs (train loss, dev score), dev/test metrics, status
+    seed-<N>/predictions_<split>.jsonl   id, source line, gold, prediction (examples' own units)
+    seed-<N>/model/               the selected checkpoint (safetensors) with its own config (--save-model)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from biotune import __version__, baselines
+from biotune.config import TrainConfig, dump_yaml
+from biotune.data.loading import DatasetSplits, load_dataset, load_own_files
+from biotune.data.paths import resolve_data_dir
+from biotune.errors import ConfigError
+from biotune.models import load_tokenizer, resolve_model_path, save_model
+from biotune.tasks import add_placeholder_tokens, placeholder_pieces, task_for_spec
+from biotune.techniques import parse_techniques, validate_plan
+from biotune.training import RunContext, SeedOutcome, SplitData, train_seed
+
+log = logging.getLogger("biotune")
+
+OWN_DATA_DEFAULTS = {"batch_size": 16, "learning_rate": 3e-5, "epochs": 3, "warmup_ratio": 0.1}
+OWN_DATA_MAX_LENGTH = {
+    "ner": 128,
+    "pico": 256,
+    "re": 256,
+    "classification": 256,
+    "similarity": 128,
+    "multilabel": 512,
+    "qa": 512,
+}
+
+
+@dataclass
+class PreparedRun:
+    config: TrainConfig
+    splits: DatasetSplits
+
+
+def load_splits(config: TrainConfig) -> DatasetSplits:
+    if config.dataset and config.train_file:
+        raise ConfigError("give either a dataset name or --train-file/--dev-file, not both")
+    if config.dataset:
+        data_dir = resolve_data_dir(config.data_dir)
+        return load_dataset(config.dataset, data_dir)
+    if config.train_file:
+        if config.task_type is None:
+            raise ConfigError(
+                "own files need --task-type (ner, pico, re, similarity, classification, multilabel, qa)"
+            )
+        return load_own_files(
+            config.task_type,
+            config.train_file,
+            config.dev_file,
+            config.test_file,
+            negative_label=config.negative_label,
+        )
+    raise ConfigError("nothing to train on: give a dataset name (see `biotune datasets`) or --train-file")
+
+
+def resolve_config(config: TrainConfig) -> PreparedRun:
+    """Fill every None from the dataset's registry defaults; validate everything before any work."""
+    splits = load_splits(config)
+    spec = splits.spec
+    defaults = getattr(spec, "defaults", None)
+    values = config.model_dump()
+    own = not config.dataset
+
+    def default(key: str) -> Any:
+        if own or defaults is None:
+            return OWN_DATA_DEFAULTS[key]
+        return getattr(defaults, key)
+
+    for key in ("batch_size", "learning_rate", "epochs", "warmup_ratio"):
+        if values[key] is None:
+            values[key] = default(key)
+    if values["max_length"] is None:
+        values["max_length"] = OWN_DATA_MAX_LENGTH[spec.task_type] if own else spec.max_length
+    if values["pooling"] is None:
+        values["pooling"] = "cls"
+    values["dataset"] = spec.name if not own else None
+    values["task_type"] = spec.task_type
+    if values["batch_size"] % values["gradient_accumulation"]:
+        raise ConfigError(
+            f"batch_size {values['batch_size']} is not a multiple of gradient_accumulation "
+            f"{values['gradient_accumulation']}: choose values so that one divides the other"
+        )
+    resolved = TrainConfig.model_validate(values)
+    if not splits.train:
+        raise ConfigError(f"{spec.name}: the training split is empty")
+    if config.limit_train is not None:
+        splits.train = list(splits.train[: config.limit_train])
+    return PreparedRun(resolved, splits)
+
+
+def versions() -> dict[str, str]:
+    import transformers
+
+    return {
+        "biotune": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "platform": platform.platform(),
+        "threads": str(torch.get_num_threads()),
+    }
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is visible; use --device cpu")
+    return torch.device(name)
+
+
+def num_encoder_layers(model_name: str, trust_remote_code: bool) -> int:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(resolve_model_path(model_name), trust_remote_code=trust_remote_code)
+    for key in ("num_hidden_layers", "n_layers", "num_layers"):
+        value = getattr(config, key, None)
+        if isinstance(value, int):
+            return value
+    raise ConfigError(f"cannot tell how many layers model {model_name!r} has")
+
+
+def build_context(prepared: PreparedRun) -> RunContext:
+    config, splits = prepared.config, prepared.splits
+    spec = splits.spec
+    assert config.max_length is not None
+    plan = parse_techniques(config.techniques)
+    validate_plan(plan, num_encoder_layers(config.model, config.trust_remote_code))
+    task = task_for_spec(spec)
+    tokenizer = load_tokenizer(config.model, config.trust_remote_code)
+    # every split: a user's dev/test file may hold a placeholder that train lacks
+    placeholders = task.special_tokens([*splits.train, *splits.dev, *splits.test])
+    before = placeholder_pieces(tokenizer, placeholders)
+    pieces = {token: before[token] for token in add_placeholder_tokens(tokenizer, placeholders)}
+
+    def featurize(examples: Sequence[Any]) -> SplitData:
+        return SplitData(examples, task.featurize(examples, tokenizer, config.max_length))
+
+    train = featurize(splits.train)
+    dev = featurize(splits.dev)
+    test = featurize(splits.test) if splits.test else None
+    trivial_dev = float(baselines.trivial_scores(task, spec, splits.train, splits.dev)["score"])
+    target_mean = None
+    if task.head == "regression":
+        target_mean = float(sum(task.gold(splits.train)) / len(splits.train))
+    return RunContext(
+        config=config,
+        spec=spec,
+        task=task,
+        tokenizer=tokenizer,
+        train=train,
+        dev=dev,
+        test=test,
+        plan=plan,
+        added_token_pieces=pieces,
+        trivial_dev_score=trivial_dev,
+        device=pick_device(config.device),
+        train_target_mean=target_mean,
+    )
+
+
+def baseline_report(ctx: RunContext) -> dict[str, Any]:
+    """Trivial baseline (and zero-shot cosine for similarity) on dev and test, next to every result."""
+    report: dict[str, Any] = {"trivial": {}}
+    splits = {"dev": ctx.dev, "test": ctx.test}
+    for name, split in splits.items():
+        if split is not None:
+            report["trivial"][name] = baselines.trivial_scores(
+                ctx.task, ctx.spec, ctx.train.examples, split.examples
+            )
+    if ctx.task.task_type == "similarity":
+        from transformers import AutoModel
+
+        encoder = AutoModel.from_pretrained(
+            resolve_model_path(ctx.config.model), trust_remote_code=ctx.config.trust_remote_code
+        )
+        report["zero_shot_cosine"] = {
+            name: baselines.zero_shot_similarity(
+                encoder, ctx.tokenizer, split.examples, ctx.spec, ctx.config.max_length or 128
+            )
+            for name, split in splits.items()
+            if split is not None
+        }
+    return report
+
+
+def summarize(seeds: list[dict[str, Any]], split: str) -> dict[str, Any]:
+    """Mean, sample std (n-1), min, max of the primary score over the successful seeds."""
+    scores = [s[split]["score"] for s in seeds if s["status"] == "ok" and s.get(split)]
+    failed = sum(1 for s in seeds if s["status"] != "ok")
+    if not scores:
+        return {
+            "split": split,
+            "mean": None,
+            "std": None,
+            "min": None,
+            "max": None,
+            "n_ok": 0,
+            "failed": failed,
+        }
+    return {
+        "split": split,
+        "mean": statistics.fmean(scores),
+        "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+        "min": min(scores),
+        "max": max(scores),
+        "n_ok": len(scores),
+        "failed": failed,
+    }
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def write_seed(ctx: RunContext, outcome: SeedOutcome, folder: Path) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {
+        "seed": outcome.seed,
+        "status": outcome.status,
+        "error": outcome.error,
+        "best_epoch": outcome.best_epoch,
+        "train_seconds": round(outcome.train_seconds, 3),
+        "history": outcome.history,
+        "dev": outcome.dev.metrics if outcome.dev else {},
+        "test": outcome.test.metrics if outcome.test else {},
+    }
+    for split, evaluation, data in (("dev", outcome.dev, ctx.dev), ("test", outcome.test, ctx.test)):
+        if evaluation is not None and data is not None:
+            rows = ctx.task.prediction_records(data.examples, evaluation.predictions)
+            _write_jsonl(folder / f"predictions_{split}.jsonl", rows)
+    (folder / "metrics.json").write_text(
+        json.dumps(record, indent=2, default=_json_default), encoding="utf-8"
+    )
+    if ctx.config.save_model and outcome.model is not None:
+        card = {
+            "head": ctx.task.head,
+            "task_type": ctx.task.task_type,
+            "labels": list(ctx.task.labels),
+            "negative_label": getattr(ctx.spec, "negative_label", None),
+            "pooling": ctx.config.pooling,
+            "max_length": ctx.config.max_length,
+            "dataset": ctx.spec.name,
+            "seed": outcome.seed,
+            "techniques": ctx.config.techniques,
+            "config": ctx.config.model_dump(mode="json"),
+            "versions": versions(),
+        }
+        save_model(outcome.model, ctx.tokenizer, folder / "model", card)
+    return record
+
+
+class _FileLog:
+    """Attach a file handler to the `biotune` logger for the duration of a run."""
+
+    def __init__(self, path: Path) -> None:
+        self.handler = logging.FileHandler(path, encoding="utf-8")
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def __enter__(self) -> None:
+        log.addHandler(self.handler)
+        if log.level == logging.NOTSET or log.level > logging.INFO:
+            log.setLevel(logging.INFO)
+
+    def __exit__(self, *exc: object) -> None:
+        log.removeHandler(self.handler)
+        self.handler.close()
+
+
+def run_training(config: TrainConfig, output_dir: Path, progress: bool = False) -> dict[str, Any]:
+    """Train every seed of `config` and write the run folder; returns the content of results.json."""
+    prepared = resolve_config(config)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    resolved = prepared.config.model_copy(update={"output": output_dir})
+    prepared = PreparedRun(resolved, prepared.splits)
+    dump_yaml(resolved, output_dir / "config.yaml")
+    with _FileLog(output_dir / "train.log"):
+        started = time.time()
+        ctx = build_context(prepared)
+        log.info(
+            "run: dataset %s, model %s, techniques %s, seeds %s",
+            ctx.spec.name,
+            resolved.model,
+            ctx.plan.label,
+            resolved.seeds,
+        )
+        results: dict[str, Any] = {
+            "dataset": ctx.spec.name,
+            "task_type": ctx.task.task_type,
+            "model": resolved.model,
+            "techniques": list(resolved.techniques),
+            "technique_label": ctx.plan.label,
+            "config": resolved.model_dump(mode="json"),
+            "versions": versions(),
+            "featurization": {
+                name: {
+                    "examples": split.features.n_examples,
+                    "features": len(split.features.features),
+                    "truncated": split.features.n_truncated,
+                    "split_into_windows": split.features.n_split,
+                }
+                for name, split in (("train", ctx.train), ("dev", ctx.dev), ("test", ctx.test))
+                if split
+            },
+            "baseline": baseline_report(ctx),
+            "seeds": [],
+        }
+        with _progress(progress) as hook:
+            for seed in resolved.seeds:
+                outcome = train_seed(ctx, seed, on_step=hook)
+                results["seeds"].append(write_seed(ctx, outcome, output_dir / f"seed-{seed}"))
+                outcome.model = None
+                _write_results(results, output_dir, started)
+        return _write_results(results, output_dir, started)
+
+
+def _write_results(results: dict[str, Any], output_dir: Path, started: float) -> dict[str, Any]:
+    has_test = any(s.get("test") for s in results["seeds"])
+    results["summary"] = summarize(results["seeds"], "test" if has_test else "dev")
+    results["summary_dev"] = summarize(results["seeds"], "dev")
+    results["wall_seconds"] = round(time.time() - started, 3)
+    tmp = output_dir / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=2, default=_json_default), encoding="utf-8")
+    os.replace(tmp, output_dir / "results.json")
+    return results
+
+
+class _progress:
+    """A rich progress bar (epoch, step, loss, ETA) when asked for; otherwise no hook at all."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+        self.task_id: Any = None
+        self.seed: int | None = None
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("[bold]seed {task.fields[seed]}[/] epoch {task.fields[epoch]}"),
+            BarColumn(),
+            TextColumn("step {task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self.bar.__enter__()
+        return self.update
+
+    def update(self, state: dict[str, Any]) -> None:
+        if state["seed"] != self.seed:
+            self.seed = state["seed"]
+            self.task_id = self.bar.add_task(
+                "train", total=state["total_steps"], seed=state["seed"], epoch="", loss=""
+            )
+        self.bar.update(
+            self.task_id,
+            completed=state["step"],
+            epoch=f"{state['epoch']}/{state['epochs']}",
+            loss=f"{state['loss']:.4f}",
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def rescore(run_dir: Path, split: str = "test") -> dict[str, Any]:
+    """Re-score the saved predictions of every seed of a run folder (no model needed)."""
+    from biotune import metrics
+    from biotune.data.registry import get_spec
+
+    results_path = Path(run_dir) / "results.json"
+    if not results_path.is_file():
+        raise ConfigError(f"{run_dir}: not a run folder (no results.json)")
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    spec = get_spec(results["dataset"]) if results["config"].get("dataset") else None
+    scores: dict[str, Any] = {}
+    for seed in results["seeds"]:
+        path = Path(run_dir) / f"seed-{seed['seed']}" / f"predictions_{split}.jsonl"
+        if not path.is_file():
+            continue
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        gold = [_units(row["gold"], results["task_type"]) for row in rows]
+        pred = [_units(row["pred"], results["task_type"]) for row in rows]
+        scores[str(seed["seed"])] = metrics.compute(spec or results["task_type"], gold, pred)
+    return {"dataset": results["dataset"], "split": split, "seeds": scores}
+
+
+def _units(value: Any, task_type: str) -> Any:
+    return frozenset(value) if task_type == "multilabel" else value

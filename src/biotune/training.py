@@ -1,0 +1,280 @@
+"""One seed: seed everything, build the model, apply the techniques, train, select on dev, score.
+
+Task-agnostic: it sees feature sets, a model, a head kind (which fixes the loss), and the task's
+`decode` + `metrics.compute` pair. The step is written out in full (nanoGPT style) rather than hidden in a
+Trainer, so every stability technique's effect on it is visible.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
+
+from biotune import metrics
+from biotune.batching import iterate, length_grouped_batches, sorted_batches
+from biotune.config import TrainConfig
+from biotune.errors import TrainingDiverged
+from biotune.models import build_model, extend_vocabulary, init_regression_head
+from biotune.tasks import FeatureSet, Task
+from biotune.tasks.base import IGNORE_INDEX, HeadKind
+from biotune.techniques import TechniquePlan, apply_techniques, build_param_groups, make_optimizer
+
+log = logging.getLogger("biotune.training")
+
+EVAL_TOKENS_PER_BATCH = 16384
+
+
+def set_seed(seed: int) -> None:
+    """Every generator a run touches, before the model (and its new head) is built."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def compute_loss(head: HeadKind, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    if head == "token":
+        return F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX
+        )
+    if head == "regression":
+        return F.mse_loss(logits.squeeze(-1), labels)
+    if head == "multilabel":
+        return F.binary_cross_entropy_with_logits(logits, labels)
+    return F.cross_entropy(logits, labels)
+
+
+def model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items() if k != "labels"}
+
+
+@torch.inference_mode()
+def predict_outputs(
+    model: nn.Module, features: FeatureSet, head: HeadKind, pad_token_id: int, device: torch.device
+) -> list[np.ndarray]:
+    """Raw outputs per feature, in feature order; token heads trimmed to each feature's real length."""
+    model.eval()
+    outputs: list[np.ndarray] = [np.empty(0)] * len(features.features)
+    batches = sorted_batches(features.lengths, EVAL_TOKENS_PER_BATCH)
+    for indices, batch in iterate(features.features, batches, pad_token_id, head):
+        logits = model(**model_inputs(batch, device)).logits.float().cpu().numpy()
+        if not np.isfinite(logits).all():
+            raise TrainingDiverged("the model's outputs became non-finite (nan/inf)")
+        for row, index in enumerate(indices):
+            outputs[index] = logits[row, : features.lengths[index]] if head == "token" else logits[row]
+    return outputs
+
+
+@dataclass
+class SplitData:
+    examples: Sequence[Any]
+    features: FeatureSet
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, Any]
+    predictions: list[Any]
+
+
+def evaluate(
+    model: nn.Module, task: Task, split: SplitData, spec: Any, pad_token_id: int, device: torch.device
+) -> Evaluation:
+    outputs = predict_outputs(model, split.features, task.head, pad_token_id, device)
+    predictions = task.decode(split.examples, split.features, outputs)
+    scores = metrics.compute(spec, task.gold(split.examples), predictions)
+    return Evaluation(scores, predictions)
+
+
+@dataclass
+class RunContext:
+    """What every seed of a run shares: data featurized once, the resolved config, the techniques."""
+
+    config: TrainConfig
+    spec: Any
+    task: Task
+    tokenizer: PreTrainedTokenizerBase
+    train: SplitData
+    dev: SplitData
+    test: SplitData | None
+    plan: TechniquePlan
+    added_token_pieces: dict[str, list[int]]
+    trivial_dev_score: float
+    device: torch.device
+    train_target_mean: float | None = None
+
+
+@dataclass
+class SeedOutcome:
+    seed: int
+    status: str  # ok | failed
+    error: str | None
+    best_epoch: int | None
+    train_seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    dev: Evaluation | None = None
+    test: Evaluation | None = None
+    model: nn.Module | None = None
+
+
+ProgressHook = Callable[[dict[str, Any]], None]
+
+
+def _epochs(config: TrainConfig, plan: TechniquePlan) -> int:
+    assert config.epochs is not None
+    return max(1, round(config.epochs * plan.epoch_factor)) if plan.epoch_factor else config.epochs
+
+
+def build_seed_model(ctx: RunContext, seed: int) -> tuple[nn.Module, Any]:
+    config = ctx.config
+    set_seed(seed)
+    model = build_model(
+        config.model,
+        ctx.task.head,
+        list(ctx.task.labels),
+        pooling=config.pooling or "cls",
+        dropout=config.dropout,
+        trust_remote_code=config.trust_remote_code,
+    )
+    extend_vocabulary(model, ctx.tokenizer, ctx.added_token_pieces)
+    if ctx.task.head == "regression" and ctx.train_target_mean is not None:
+        init_regression_head(model, ctx.train_target_mean)
+    initializer_range = float(getattr(model.config, "initializer_range", 0.02))
+    applied = apply_techniques(model, ctx.plan, initializer_range, seed)
+    return model.to(ctx.device), applied
+
+
+def train_seed(ctx: RunContext, seed: int, on_step: ProgressHook | None = None) -> SeedOutcome:
+    """Train one seed; a diverged or collapsed seed comes back as status `failed`, never as an exception."""
+    config = ctx.config
+    assert config.learning_rate is not None and config.batch_size is not None
+    start = time.perf_counter()
+    model, applied = build_seed_model(ctx, seed)
+    groups = build_param_groups(
+        model, applied.layout, config.learning_rate, config.weight_decay, ctx.plan.llrd_decay
+    )
+    optimizer = make_optimizer(groups, config.learning_rate, bias_correction=ctx.plan.bias_correction)
+    epochs = _epochs(config, ctx.plan)
+    micro_batch = max(1, config.batch_size // config.gradient_accumulation)
+    steps_per_epoch = math.ceil(len(ctx.train.features.features) / config.batch_size)
+    total_steps = steps_per_epoch * epochs
+    warmup = ctx.plan.warmup_ratio if ctx.plan.warmup_ratio is not None else (config.warmup_ratio or 0.0)
+    scheduler = get_linear_schedule_with_warmup(optimizer, round(warmup * total_steps), total_steps)
+    generator = torch.Generator().manual_seed(seed)
+    pad_id = ctx.tokenizer.pad_token_id or 0
+    patience = ctx.plan.patience or config.patience
+
+    outcome = SeedOutcome(seed, "ok", None, None, 0.0)
+    best_score, best_state, stale = -math.inf, None, 0
+    step = 0
+    try:
+        for epoch in range(1, epochs + 1):
+            model.train()
+            batches = length_grouped_batches(ctx.train.features.lengths, config.batch_size, generator)
+            epoch_loss = 0.0
+            for indices in batches:
+                loss_value = _optimizer_step(
+                    model, ctx, indices, micro_batch, pad_id, config.max_grad_norm, optimizer
+                )
+                scheduler.step()
+                step += 1
+                if not math.isfinite(loss_value):
+                    raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch}, step {step}")
+                epoch_loss += loss_value
+                if on_step:
+                    on_step(
+                        {
+                            "seed": seed,
+                            "epoch": epoch,
+                            "epochs": epochs,
+                            "step": step,
+                            "total_steps": total_steps,
+                            "loss": loss_value,
+                        }
+                    )
+            dev = evaluate(model, ctx.task, ctx.dev, ctx.spec, pad_id, ctx.device)
+            dev_score = float(dev.metrics["score"])
+            outcome.history.append(
+                {"epoch": epoch, "train_loss": epoch_loss / max(1, len(batches)), "dev": dev_score}
+            )
+            log.info(
+                "seed %d epoch %d/%d: train loss %.4f, dev score %.2f",
+                seed,
+                epoch,
+                epochs,
+                epoch_loss / max(1, len(batches)),
+                dev_score,
+            )
+            improved = dev_score > best_score or config.checkpoint == "last"
+            if improved:
+                best_score, outcome.best_epoch, stale = dev_score, epoch, 0
+                best_state = copy.deepcopy(model.state_dict()) if epoch < epochs else None
+            else:
+                stale += 1
+                if patience and stale >= patience:
+                    log.info(
+                        "seed %d: early stop after epoch %d (no dev improvement for %d)", seed, epoch, stale
+                    )
+                    break
+    except TrainingDiverged as exc:
+        outcome.status, outcome.error = "failed", f"diverged: {exc}"
+        outcome.train_seconds = time.perf_counter() - start
+        log.warning("seed %d failed: %s", seed, outcome.error)
+        return outcome
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    outcome.train_seconds = time.perf_counter() - start
+    outcome.dev = evaluate(model, ctx.task, ctx.dev, ctx.spec, pad_id, ctx.device)
+    if ctx.test is not None:
+        outcome.test = evaluate(model, ctx.task, ctx.test, ctx.spec, pad_id, ctx.device)
+    outcome.model = model
+    dev_score = float(outcome.dev.metrics["score"])
+    if not dev_score > ctx.trivial_dev_score + 1e-9:
+        outcome.status = "failed"
+        outcome.error = (
+            f"collapsed: dev score {dev_score:.2f} is no better than the trivial baseline "
+            f"({ctx.trivial_dev_score:.2f})"
+        )
+        log.warning("seed %d failed: %s", seed, outcome.error)
+    return outcome
+
+
+def _optimizer_step(
+    model: nn.Module,
+    ctx: RunContext,
+    indices: list[int],
+    micro_batch: int,
+    pad_id: int,
+    max_grad_norm: float,
+    optimizer: torch.optim.Optimizer,
+) -> float:
+    """One optimizer step over a batch, in micro-batches when gradient accumulation is on."""
+    features = ctx.train.features.features
+    head = ctx.task.head
+    chunks = [indices[i : i + micro_batch] for i in range(0, len(indices), micro_batch)]
+    total = 0.0
+    for _, batch in iterate(features, chunks, pad_id, head):
+        labels = batch["labels"].to(ctx.device)
+        logits = model(**model_inputs(batch, ctx.device)).logits
+        loss = compute_loss(head, logits, labels)
+        weight = labels.shape[0] / len(indices)
+        (loss * weight).backward()
+        total += loss.item() * weight
+    if math.isfinite(total):
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total

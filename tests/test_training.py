@@ -1,0 +1,169 @@
+"""The fine-tuning engine end to end: every task type, determinism, failure detection, bad options."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from _slices import write_slice
+from biotune.cli import app
+from biotune.config import TrainConfig, load_train_config
+from biotune.errors import ConfigError
+from biotune.runs import run_training
+
+
+def _own_config(
+    shared_data: Path, tmp_path: Path, dataset: str, tiny_bert: Path, n: int = 24, **extra: object
+) -> TrainConfig:
+    task_type, files = write_slice(shared_data, dataset, tmp_path / "data", n)
+    values = {
+        "train_file": files["train"],
+        "dev_file": files["dev"],
+        "test_file": files["test"],
+        "task_type": task_type,
+        "model": str(tiny_bert),
+        "seeds": [0],
+        "epochs": 1,
+        "batch_size": 8,
+        "max_length": 64,
+        "learning_rate": 1e-4,
+        "save_model": False,
+    }
+    values.update(extra)
+    return TrainConfig(**values)
+
+
+@pytest.mark.parametrize(
+    "dataset", ["NCBI-disease", "ebmnlp", "chemprot", "GAD", "BIOSSES", "HoC", "pubmedqa", "BioASQ"]
+)
+def test_every_task_type_trains_end_to_end(
+    shared_data: Path, tiny_bert: Path, tmp_path: Path, dataset: str
+) -> None:
+    config = _own_config(shared_data, tmp_path, dataset, tiny_bert)
+    results = run_training(config, tmp_path / "run")
+
+    seed = results["seeds"][0]
+    assert seed["status"] in ("ok", "failed")
+    assert isinstance(seed["dev"]["score"], float) and isinstance(seed["test"]["score"], float)
+    assert 0.0 <= seed["test"]["score"] <= 100.0 or results["task_type"] == "similarity"
+    run = tmp_path / "run"
+    on_disk = json.loads((run / "results.json").read_text())
+    assert on_disk["seeds"][0]["test"] == json.loads(json.dumps(seed["test"]))
+    assert set(on_disk["summary"]) >= {"mean", "std", "min", "max", "n_ok", "failed"}
+    assert yaml.safe_load((run / "config.yaml").read_text())["epochs"] == 1
+    predictions = (run / "seed-0" / "predictions_test.jsonl").read_text().splitlines()
+    assert len(predictions) == results["featurization"]["test"]["examples"]
+    first = json.loads(predictions[0])
+    assert {"id", "source", "gold", "pred"} <= set(first)
+    assert (run / "train.log").read_text().strip()
+    assert results["baseline"]["trivial"]["dev"]["score"] is not None
+
+
+def test_registry_dataset_run_writes_model_and_versions(
+    shared_data: Path, tiny_bert: Path, tmp_path: Path
+) -> None:
+    config = TrainConfig(
+        dataset="biosses",
+        model=str(tiny_bert),
+        seeds=[0, 1],
+        epochs=1,
+        limit_train=16,
+        batch_size=8,
+        data_dir=shared_data,
+    )
+    results = run_training(config, tmp_path / "run")
+    assert results["dataset"] == "BIOSSES"
+    assert results["config"]["learning_rate"] == pytest.approx(1e-5)  # registry default (LinkBERT's BIOSSES)
+    assert results["featurization"]["train"]["examples"] == 16
+    assert [s["seed"] for s in results["seeds"]] == [0, 1]
+    assert {"torch", "transformers", "biotune", "python"} <= set(results["versions"])
+    assert "zero_shot_cosine" in results["baseline"]
+    model_dir = tmp_path / "run" / "seed-0" / "model"
+    assert (model_dir / "model.safetensors").is_file() and (model_dir / "biotune_model.json").is_file()
+
+
+def test_same_seed_gives_identical_metrics(shared_data: Path, tiny_bert: Path, tmp_path: Path) -> None:
+    def once(name: str) -> dict:
+        config = _own_config(
+            shared_data, tmp_path / name, "NCBI-disease", tiny_bert, n=32, epochs=2, seeds=[7]
+        )
+        return run_training(config, tmp_path / name / "run")["seeds"][0]
+
+    first, second = once("a"), once("b")
+    assert first["dev"] == second["dev"] and first["test"] == second["test"]
+    assert first["history"] == second["history"]
+
+
+def test_absurd_learning_rate_is_detected_as_failed_and_other_seeds_go_on(
+    shared_data: Path, tiny_bert: Path, tmp_path: Path
+) -> None:
+    config = _own_config(
+        shared_data, tmp_path, "GAD", tiny_bert, learning_rate=1e6, seeds=[0, 1], epochs=2, max_grad_norm=1e9
+    )
+    results = run_training(config, tmp_path / "run")
+    assert [s["seed"] for s in results["seeds"]] == [0, 1]
+    assert all(s["status"] == "failed" for s in results["seeds"])
+    assert all(s["error"].startswith(("diverged", "collapsed")) for s in results["seeds"])
+    assert results["summary"]["failed"] == 2 and results["summary"]["n_ok"] == 0
+
+
+def test_conflicting_techniques_rejected_before_any_work(
+    shared_data: Path, tiny_bert: Path, tmp_path: Path
+) -> None:
+    config = _own_config(shared_data, tmp_path, "GAD", tiny_bert, techniques=["freeze:2", "reinit:1"])
+    with pytest.raises(ConfigError, match="freeze"):
+        run_training(config, tmp_path / "run")
+    assert not (tmp_path / "run" / "seed-0").exists()
+
+
+def test_bad_options_are_clear_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset: biosses\nlearning_rat: 0.1\n")
+    with pytest.raises(ConfigError, match="learning_rat: unknown key"):
+        load_train_config(bad)
+    with pytest.raises(ConfigError, match="technique"):
+        load_train_config(None, {"techniques": ["frezze:2"]})
+    with pytest.raises(ConfigError, match="seeds"):
+        load_train_config(None, {"seeds": [1, 1]})
+
+
+def test_cli_train_with_yaml_config(shared_data: Path, tiny_bert: Path, tmp_path: Path) -> None:
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "dataset": "BIOSSES",
+                "model": str(tiny_bert),
+                "epochs": 1,
+                "limit_train": 16,
+                "batch_size": 8,
+                "data_dir": str(shared_data),
+                "save_model": False,
+            }
+        )
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(config),
+            "--seeds",
+            "2",
+            "-t",
+            "reinit:1",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["techniques"] == ["reinit:1"] and len(results["seeds"]) == 2
+    rescored = CliRunner().invoke(app, ["evaluate", str(tmp_path / "out"), "--json"])
+    assert rescored.exit_code == 0, rescored.output
+    payload = json.loads(rescored.output)
+    assert payload["seeds"]["0"]["score"] == pytest.approx(results["seeds"][0]["test"]["score"])
