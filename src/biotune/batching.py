@@ -47,25 +47,39 @@ def sorted_batches(lengths: Sequence[int], max_tokens: int, max_batch: int = 256
 
 
 def collate(features: Sequence[dict[str, Any]], pad_token_id: int, head: HeadKind) -> dict[str, torch.Tensor]:
-    """Pad to the longest member; token labels padded with the shared ignore index."""
-    width = max(len(f["input_ids"]) for f in features)
+    """Pad to the longest member; token labels padded with the shared ignore index.
+
+    Siamese pair features carry a second sequence under `input_ids_b` (and `token_type_ids_b`), padded
+    on its own.
+    """
+    batch: dict[str, torch.Tensor] = {}
+    for suffix in ("", "_b"):
+        if f"input_ids{suffix}" in features[0]:
+            batch.update(_pad_sequences(features, suffix, pad_token_id))
+    if "labels" in features[0]:
+        batch["labels"] = _collate_labels([f["labels"] for f in features], batch["input_ids"].shape[1], head)
+    return batch
+
+
+def _pad_sequences(
+    features: Sequence[dict[str, Any]], suffix: str, pad_token_id: int
+) -> dict[str, torch.Tensor]:
+    ids_key, types_key = f"input_ids{suffix}", f"token_type_ids{suffix}"
+    width = max(len(f[ids_key]) for f in features)
     size = len(features)
     input_ids = torch.full((size, width), pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((size, width), dtype=torch.long)
-    has_types = "token_type_ids" in features[0]
-    token_type_ids = torch.zeros((size, width), dtype=torch.long) if has_types else None
+    token_type_ids = torch.zeros((size, width), dtype=torch.long) if types_key in features[0] else None
     for row, feature in enumerate(features):
-        n = len(feature["input_ids"])
-        input_ids[row, :n] = torch.tensor(feature["input_ids"])
+        n = len(feature[ids_key])
+        input_ids[row, :n] = torch.tensor(feature[ids_key])
         attention_mask[row, :n] = 1
         if token_type_ids is not None:
-            token_type_ids[row, :n] = torch.tensor(feature["token_type_ids"])
-    batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+            token_type_ids[row, :n] = torch.tensor(feature[types_key])
+    padded = {ids_key: input_ids, f"attention_mask{suffix}": attention_mask}
     if token_type_ids is not None:
-        batch["token_type_ids"] = token_type_ids
-    if "labels" in features[0]:
-        batch["labels"] = _collate_labels([f["labels"] for f in features], width, head)
-    return batch
+        padded[types_key] = token_type_ids
+    return padded
 
 
 def _collate_labels(labels: list[Any], width: int, head: HeadKind) -> torch.Tensor:

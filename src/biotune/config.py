@@ -45,6 +45,10 @@ class TrainConfig(BaseModel):
     patience: int | None = Field(None, ge=1, description="early stopping: epochs without dev improvement")
     limit_train: int | None = Field(None, ge=1, description="use only the first N training examples")
     pooling: Literal["cls", "mean"] | None = Field(None, description="sequence-level heads; BLURB uses cls")
+    pair_encoding: Literal["cross", "siamese"] | None = Field(
+        None,
+        description="similarity: cross (BLURB, one joint input) or siamese (each sentence alone, cosine)",
+    )
     checkpoint: Literal["best", "last"] = "best"
     gradient_accumulation: int = Field(1, ge=1)
     max_grad_norm: float = Field(1.0, gt=0)

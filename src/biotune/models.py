@@ -29,6 +29,7 @@ from biotune.errors import ConfigError
 from biotune.tasks.base import HeadKind
 
 Pooling = Literal["cls", "mean"]
+PairEncoding = Literal["cross", "siamese"]
 HEAD_FILE = "head.safetensors"
 BIOTUNE_MODEL_FILE = "biotune_model.json"
 
@@ -111,13 +112,68 @@ class MeanPoolingModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs: torch.Tensor) -> Any:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return _Logits(self.classifier(self.dropout(pooled)))
+        return _Logits(self.classifier(self.dropout(mean_pool(hidden, attention_mask))))
 
     def save_pretrained(self, folder: Path) -> None:
         self.encoder.save_pretrained(folder)
         save_file({k: v.contiguous() for k, v in self.classifier.state_dict().items()}, folder / HEAD_FILE)
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+class SiameseCosineModel(nn.Module):
+    """Similarity as sentence-embedding models are trained: encode each sentence alone, mean-pool, cosine.
+
+    The output is `scale * cosine + shift`, starting at 4 * cosine: before any training it *is* the
+    zero-shot baseline, so fine-tuning starts from what doing nothing achieves instead of from a random head.
+    """
+
+    def __init__(self, encoder: PreTrainedModel) -> None:
+        super().__init__()
+        self.encoder = encoder
+        if getattr(encoder, "pooler", None) is not None:
+            encoder.pooler = None
+        self.config = encoder.config
+        self.scale = nn.Parameter(torch.tensor([4.0]))
+        self.shift = nn.Parameter(torch.tensor([0.0]))
+
+    @property
+    def base_model(self) -> PreTrainedModel:
+        return self.encoder
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.encoder.get_input_embeddings()
+
+    def embed(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs: torch.Tensor
+    ) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **inputs).last_hidden_state
+        return mean_pool(hidden, attention_mask)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        input_ids_b: torch.Tensor,
+        attention_mask_b: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        token_type_ids_b: torch.Tensor | None = None,
+    ) -> Any:
+        extra_a = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        extra_b = {"token_type_ids": token_type_ids_b} if token_type_ids_b is not None else {}
+        a = self.embed(input_ids, attention_mask, **extra_a)
+        b = self.embed(input_ids_b, attention_mask_b, **extra_b)
+        cosine = nn.functional.cosine_similarity(a, b, dim=-1)
+        return _Logits((self.scale * cosine + self.shift).unsqueeze(-1))
+
+    def save_pretrained(self, folder: Path) -> None:
+        self.encoder.save_pretrained(folder)
+        save_file(
+            {"scale": self.scale.detach().clone(), "shift": self.shift.detach().clone()}, folder / HEAD_FILE
+        )
 
 
 class _Logits:
@@ -134,6 +190,7 @@ def build_model(
     pooling: Pooling = "cls",
     dropout: float | None = None,
     trust_remote_code: bool = False,
+    pair_encoding: PairEncoding = "cross",
 ) -> nn.Module:
     """A fresh model for a task: pretrained encoder, new head drawn from the current seed."""
     path = resolve_model_path(name)
@@ -145,6 +202,10 @@ def build_model(
             return AutoModelForTokenClassification.from_pretrained(
                 path, trust_remote_code=trust_remote_code, **_hf_head_kwargs(head, labels), **overrides
             )
+        if pair_encoding == "siamese":
+            config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **overrides)
+            encoder = AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code)
+            return SiameseCosineModel(encoder)
         if pooling == "cls":
             return AutoModelForSequenceClassification.from_pretrained(
                 path, trust_remote_code=trust_remote_code, **_hf_head_kwargs(head, labels), **overrides
@@ -199,7 +260,7 @@ def extend_vocabulary(
     old_rows = embeddings.weight.shape[0]
     resize = (
         model.encoder.resize_token_embeddings
-        if isinstance(model, MeanPoolingModel)
+        if isinstance(model, MeanPoolingModel | SiameseCosineModel)
         else model.resize_token_embeddings
     )
     resize(len(tokenizer))
@@ -216,7 +277,7 @@ def save_model(
 ) -> None:
     """A standard model folder (safetensors) that carries its own biotune config."""
     folder.mkdir(parents=True, exist_ok=True)
-    if isinstance(model, MeanPoolingModel):
+    if isinstance(model, MeanPoolingModel | SiameseCosineModel):
         model.save_pretrained(folder)
     else:
         model.save_pretrained(folder, safe_serialization=True)
@@ -233,10 +294,18 @@ def load_saved_model(folder: Path) -> tuple[nn.Module, PreTrainedTokenizerBase, 
     tokenizer = AutoTokenizer.from_pretrained(str(folder), use_fast=True)
     head: HeadKind = card["head"]
     labels: list[str] = card["labels"]
-    if card.get("pooling", "cls") == "mean" and head != "token":
+    if card.get("pair_encoding") == "siamese":
+        encoder = AutoModel.from_pretrained(str(folder))
+        siamese = SiameseCosineModel(encoder)
+        weights = load_file(str(folder / HEAD_FILE))
+        with torch.no_grad():
+            siamese.scale.copy_(weights["scale"])
+            siamese.shift.copy_(weights["shift"])
+        model: nn.Module = siamese
+    elif card.get("pooling", "cls") == "mean" and head != "token":
         config = AutoConfig.from_pretrained(str(folder))
         encoder = AutoModel.from_pretrained(str(folder), config=config)
-        model: nn.Module = MeanPoolingModel(encoder, 1 if head == "regression" else len(labels), 0.0)
+        model = MeanPoolingModel(encoder, 1 if head == "regression" else len(labels), 0.0)
         model.classifier.load_state_dict(load_file(str(folder / HEAD_FILE)))
     elif head == "token":
         model = AutoModelForTokenClassification.from_pretrained(str(folder))

@@ -32,7 +32,7 @@ from biotune.data.loading import DatasetSplits, load_dataset, load_own_files
 from biotune.data.paths import resolve_data_dir
 from biotune.errors import ConfigError
 from biotune.models import load_tokenizer, resolve_model_path, save_model
-from biotune.tasks import add_placeholder_tokens, placeholder_pieces, task_for_spec
+from biotune.tasks import TaskOptions, add_placeholder_tokens, placeholder_pieces, task_for_spec
 from biotune.techniques import parse_techniques, validate_plan
 from biotune.training import RunContext, SeedOutcome, SplitData, train_seed
 
@@ -95,6 +95,18 @@ def resolve_config(config: TrainConfig) -> PreparedRun:
             values[key] = default(key)
     if values["max_length"] is None:
         values["max_length"] = OWN_DATA_MAX_LENGTH[spec.task_type] if own else spec.max_length
+    if values["pair_encoding"] is None:
+        values["pair_encoding"] = "cross"
+    if values["pair_encoding"] == "siamese":
+        if spec.task_type != "similarity":
+            raise ConfigError(
+                f"pair_encoding siamese is for similarity tasks; {spec.name} is {spec.task_type}"
+            )
+        if values["pooling"] == "cls":
+            raise ConfigError(
+                "pair_encoding siamese compares mean-pooled sentence embeddings: drop pooling cls"
+            )
+        values["pooling"] = "mean"
     if values["pooling"] is None:
         values["pooling"] = "cls"
     values["dataset"] = spec.name if not own else None
@@ -150,7 +162,7 @@ def build_context(prepared: PreparedRun) -> RunContext:
     assert config.max_length is not None
     plan = parse_techniques(config.techniques)
     validate_plan(plan, num_encoder_layers(config.model, config.trust_remote_code))
-    task = task_for_spec(spec)
+    task = task_for_spec(spec, TaskOptions(pair_encoding=config.pair_encoding or "cross"))
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     # every split: a user's dev/test file may hold a placeholder that train lacks
     placeholders = task.special_tokens([*splits.train, *splits.dev, *splits.test])
@@ -273,6 +285,7 @@ def write_seed(ctx: RunContext, outcome: SeedOutcome, folder: Path) -> dict[str,
             "labels": list(ctx.task.labels),
             "negative_label": getattr(ctx.spec, "negative_label", None),
             "pooling": ctx.config.pooling,
+            "pair_encoding": ctx.config.pair_encoding,
             "max_length": ctx.config.max_length,
             "dataset": ctx.spec.name,
             "seed": outcome.seed,

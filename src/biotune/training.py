@@ -146,9 +146,14 @@ def build_seed_model(ctx: RunContext, seed: int) -> tuple[nn.Module, Any]:
         pooling=config.pooling or "cls",
         dropout=config.dropout,
         trust_remote_code=config.trust_remote_code,
+        pair_encoding=config.pair_encoding or "cross",
     )
     extend_vocabulary(model, ctx.tokenizer, ctx.added_token_pieces)
-    if ctx.task.head == "regression" and ctx.train_target_mean is not None:
+    if (
+        ctx.task.head == "regression"
+        and ctx.train_target_mean is not None
+        and config.pair_encoding != "siamese"
+    ):
         init_regression_head(model, ctx.train_target_mean)
     initializer_range = float(getattr(model.config, "initializer_range", 0.02))
     applied = apply_techniques(model, ctx.plan, initializer_range, seed)
@@ -177,6 +182,11 @@ def train_seed(ctx: RunContext, seed: int, on_step: ProgressHook | None = None) 
 
     outcome = SeedOutcome(seed, "ok", None, None, 0.0)
     best_score, best_state, stale = -math.inf, None, 0
+    if config.pair_encoding == "siamese":
+        # the untrained siamese model is the zero-shot baseline: a candidate like any epoch ("epoch 0")
+        best_score = float(evaluate(model, ctx.task, ctx.dev, ctx.spec, pad_id, ctx.device).metrics["score"])
+        best_state, outcome.best_epoch = copy.deepcopy(model.state_dict()), 0
+        outcome.history.append({"epoch": 0, "train_loss": None, "dev": best_score})
     step = 0
     try:
         for epoch in range(1, epochs + 1):

@@ -20,6 +20,9 @@ DOCSTART = "-DOCSTART-"
 HOC_INDEX = re.compile(r"^(?P<doc>.+)_s(?P<sentence>\d+)$")
 HOC_LABEL = re.compile(r"^(\d+)_([01])$")
 BIOSSES_MAX_SCORE = 4.0
+# A data file's line ends; str.splitlines() would also split at \x0b, \x1c, \x85, \u2028 ..., characters
+# that may sit inside a text field and would shift every later line number.
+LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def read_text(path: Path | str) -> str:
@@ -36,16 +39,23 @@ def read_text(path: Path | str) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
+        line = len(LINE_END.split(raw[: exc.start].decode("utf-8")))
         raise DataError(path, line, f"bytes that are not UTF-8 (byte 0x{raw[exc.start]:02x})",
                         "save the file as UTF-8") from exc
+    if "\x00" in text:  # valid UTF-8, but text files never hold NUL: UTF-16 without a BOM, or binary
+        line = len(LINE_END.split(text[: text.index("\x00")]))
+        raise DataError(path, line, "NUL bytes: the file looks like UTF-16 or binary, not UTF-8 text",
+                        "save the file as UTF-8 text")
     if text.startswith("\ufeff"):  # a byte-order mark from spreadsheet exports
         text = text[1:]
     return text
 
 
 def _lines(path: Path | str) -> list[str]:
-    return read_text(path).splitlines()
+    lines = LINE_END.split(read_text(path))
+    if lines[-1] == "":  # the end of the last line, not a line of its own
+        lines.pop()
+    return lines
 
 
 def _require_examples(path: Path | str, examples: list, what: str) -> None:
@@ -301,6 +311,41 @@ def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]
     return result
 
 
+# Strings (no raw newline inside: JSON forbids it), brackets, colons and newlines; the rest is skipped.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|[{}\[\]:\n]')
+# Well below the interpreter's recursion limit, at which json.loads gives up without saying where.
+JSON_MAX_DEPTH = 500
+
+
+def _locate_json_problem(text: str) -> tuple[int, str] | None:
+    """Line and description of the first duplicate key or over-deep nesting (json.loads names neither line).
+
+    Only called after json.loads failed that way, so the text up to the problem is well-formed JSON.
+    """
+    open_containers: list[set[str] | None] = []  # the keys seen so far per open object; None per array
+    line, previous = 1, ("", 1)
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token == "\n":
+            line += 1
+            continue
+        if token in ("{", "["):
+            open_containers.append(set() if token == "{" else None)
+            if len(open_containers) > JSON_MAX_DEPTH:
+                return line, f"JSON nested more than {JSON_MAX_DEPTH} levels deep"
+        elif token in ("}", "]"):
+            if open_containers:
+                open_containers.pop()
+        elif token == ":" and previous[0].startswith('"') and open_containers:
+            keys, key = open_containers[-1], json.loads(previous[0])
+            if keys is not None and key in keys:
+                return previous[1], f"key {key!r} appears twice in one object"
+            if keys is not None:
+                keys.add(key)
+        previous = (token, line)
+    return None
+
+
 def _key_lines(text: str, keys: list[str]) -> Iterator[int]:
     """Line of each top-level key, found in file order (json.loads keeps no positions)."""
     position, line = 0, 1
@@ -316,7 +361,8 @@ def _key_lines(text: str, keys: list[str]) -> Iterator[int]:
 
 def read_pubmedqa(path: Path | str, labels: Collection[str] | None = None) -> list[Question]:
     """PubMedQA JSON: {id: {QUESTION, CONTEXTS, final_decision, ...}}; context is the joined CONTEXTS."""
-    text = read_text(path)
+    # JSON strings cannot hold a raw CR, so this only makes CR and CRLF line ends count as lines below
+    text = LINE_END.sub("\n", read_text(path))
     if not text.strip():
         raise DataError(path, None, "the file is empty", "give a PubMedQA JSON file")
     try:
@@ -325,10 +371,14 @@ def read_pubmedqa(path: Path | str, labels: Collection[str] | None = None) -> li
         raise DataError(path, exc.lineno, f"broken JSON: {exc.msg} (column {exc.colno})",
                         "fix the JSON syntax; the file must be one object {id: {...}}") from None
     except _DuplicateKey as exc:
-        second = text.find(json.dumps(exc.key), text.find(json.dumps(exc.key)) + 1)
-        line = text.count("\n", 0, second) + 1 if second >= 0 else None
-        raise DataError(path, line, f"key {exc.key!r} appears twice in one object",
-                        "give every question its own id; JSON keeps only the last duplicate") from None
+        line, problem = _locate_json_problem(text) or (None, f"key {exc.key!r} appears twice in one object")
+        raise DataError(path, line, problem,
+                        "give every question (and every field of one question) its own key; "
+                        "JSON keeps only the last duplicate") from None
+    except RecursionError:
+        line, problem = _locate_json_problem(text) or (None, "JSON nested too deeply")
+        raise DataError(path, line, problem,
+                        "a question holds strings and lists of strings; remove the extra brackets") from None
     if not isinstance(data, dict):
         raise DataError(path, 1, f"the top level is a JSON {type(data).__name__}, expected an object",
                         "write one object mapping question ids to {QUESTION, CONTEXTS, final_decision}")

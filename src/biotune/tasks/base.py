@@ -45,10 +45,13 @@ class TaskOptions:
     placeholders_as_tokens: keep RE entity placeholders (`@GENE$`) as one token each (see placeholders.py).
     window_overlap: token tasks, share of a window's sub-token budget repeated from the previous window as
         context when a sentence is longer than the max length; 0 gives plain consecutive windows.
+    pair_encoding: similarity, `cross` (BLURB: one `[CLS] a [SEP] b [SEP]` input, a regression head) or
+        `siamese` (each sentence encoded alone, `input_ids_b` etc. for the second; scored by cosine).
     """
 
     placeholders_as_tokens: bool = True
     window_overlap: float = 0.5
+    pair_encoding: Literal["cross", "siamese"] = "cross"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.window_overlap < 1.0:

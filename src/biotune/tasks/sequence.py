@@ -203,7 +203,24 @@ class SimilarityTask(_OneFeaturePerExample):
     def _encode(
         self, tokenizer: PreTrainedTokenizerBase, first: list[str], second: list[str] | None, max_length: int
     ) -> Encoded:
+        if self.options.pair_encoding == "siamese":
+            assert second is not None
+            inputs_a, cut_a = _encoded(tokenizer(first, truncation=True, max_length=max_length))
+            inputs_b, cut_b = _encoded(tokenizer(second, truncation=True, max_length=max_length))
+            inputs = [
+                {**a, **{f"{key}_b": value for key, value in b.items()}}
+                for a, b in zip(inputs_a, inputs_b, strict=True)
+            ]
+            return inputs, [x or y for x, y in zip(cut_a, cut_b, strict=True)]
         return _encoded(tokenizer(first, second, truncation="longest_first", max_length=max_length))
+
+    def featurize(
+        self, examples: Sequence[ScoredPair], tokenizer: PreTrainedTokenizerBase, max_length: int
+    ) -> FeatureSet:
+        features = super().featurize(examples, tokenizer, max_length)
+        if self.options.pair_encoding == "siamese":  # both sentences are computed: cost is their sum
+            features.lengths = [len(f["input_ids"]) + len(f["input_ids_b"]) for f in features.features]
+        return features
 
     def _target(self, example: ScoredPair) -> float:
         return float(example.score)

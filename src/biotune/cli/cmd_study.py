@@ -1,0 +1,142 @@
+"""`biotune study` (run or resume a grid of runs) and `biotune report` (tables and plots from a study)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from biotune.cli.app import app, console, err_console
+from biotune.report import ReportFiles, write_report
+from biotune.report.build import mean_std
+from biotune.report.tables import CellSummary
+from biotune.study import StudyProgress, default_output, make_runner, run_study
+from biotune.study.grid import HYPERPARAMETER_LABELS
+from biotune.study.orchestrate import describe
+from biotune.study.records import RunRecord, RunStatus
+
+
+class ConsoleProgress(StudyProgress):
+    """One line per run as it starts and finishes."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.finished = 0
+
+    def planned(self, total: int, to_run: int, warnings: list[str]) -> None:
+        for warning in warnings:
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        self.total = to_run
+        kept = total - to_run
+        console.print(f"{total} runs in the grid; {kept} already finished, {to_run} to run", highlight=False)
+
+    def run_started(self, record: RunRecord) -> None:
+        console.print(f"[dim]start[/] {record.run_id}  {describe(record)}", highlight=False)
+
+    def run_finished(self, record: RunRecord) -> None:
+        self.finished += 1
+        scores = f"dev {_score(record.dev_score)}  test {_score(record.test_score)}"
+        if record.status == RunStatus.DONE:
+            state = "[green]done[/]"
+        elif record.crashed:
+            state = "[bold red]error[/]"
+            scores = record.error or ""
+        else:
+            state = "[red]failed[/]"
+            scores += f"  ({record.error})" if record.error else ""
+        seconds = f"{record.seconds:.1f} s" if record.seconds is not None else ""
+        console.print(
+            f"[{self.finished}/{self.total}] {state} {record.run_id}  {scores}  {seconds}", highlight=False
+        )
+
+
+def _score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _compact_setting(cell: CellSummary) -> str:
+    """`5e-05/16/1`; a registry default carries a `*` (the report spells the setting out)."""
+    parts = []
+    for key in HYPERPARAMETER_LABELS:
+        value = cell.hyperparameters.get(key)
+        value, mark = (value, "") if value is not None else (cell.resolved.get(key), "*")
+        if value is None:
+            parts.append("?")
+        else:
+            parts.append((f"{value:g}" if isinstance(value, float) else str(value)) + mark)
+    return "/".join(parts)
+
+
+def summary_table(cells: list[CellSummary]) -> Table:
+    """Columns that hold one value for every row move to the title, so the table fits a terminal."""
+    labels = {
+        "model": [Path(c.model).name or c.model for c in cells],  # a local folder shows as its name
+        "dataset": [c.dataset for c in cells],
+        "technique": [c.technique for c in cells],
+        "lr/batch/ep": [_compact_setting(c) for c in cells],
+    }
+    shared = {name: vals[0] for name, vals in labels.items() if len(set(vals)) == 1 and name != "technique"}
+    title = "Study summary: test at the best-dev hyper-parameters"
+    if shared:
+        title += " (" + ", ".join(f"{name} {value}" for name, value in shared.items()) + ")"
+    table = Table(title=title)
+    shown = [name for name in labels if name not in shared]
+    for name in shown:
+        table.add_column(name, overflow="fold", no_wrap=name != "model")
+    with_errors = any(cell.crashed for cell in cells)
+    for column in ("seeds", "failed", *(("errors",) if with_errors else ()), "dev", "test"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for row, cell in enumerate(cells):
+        counts = [str(cell.finished), f"[red]{cell.failed}[/]" if cell.failed else "0"]
+        if with_errors:
+            counts.append(f"[bold red]{cell.crashed}[/]" if cell.crashed else "0")
+        names = (labels[name][row] for name in shown)
+        table.add_row(*names, *counts, mean_std(cell.dev), mean_std(cell.test))
+    return table
+
+
+def _print_report(files: ReportFiles) -> None:
+    console.print(summary_table(files.cells))
+    console.print(f"report: {files.markdown}  {files.html}", highlight=False)
+    for plot in files.plots:
+        console.print(f"plot:   {plot}", highlight=False)
+
+
+@app.command("study")
+def study(
+    study_file: Path = typer.Argument(..., help="study YAML: models, datasets, techniques, seeds, ..."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="study folder (default: runs/<stem>)"),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="keep finished runs and run the rest, or start the folder over"
+    ),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="run failed runs again too"),
+    runner: str = typer.Option("local", "--runner", help="local (this process) or ray (one Ray task a run)"),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster to join (default: a local one)"),
+    num_cpus: float = typer.Option(1.0, "--num-cpus", help="CPUs each Ray task asks for"),
+) -> None:
+    """Run every run of a study grid (resumable), then write its report."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one line per run is the progress; per-load bars would bury it
+    folder = output if output is not None else default_output(study_file)
+    result = run_study(
+        study_file,
+        folder,
+        resume=resume,
+        retry_failed=retry_failed,
+        runner=make_runner(runner, address=address, num_cpus=num_cpus),
+        progress=ConsoleProgress(),
+    )
+    counts = result.counts
+    console.print(
+        f"{result.total} runs: {counts[RunStatus.DONE]} done, {counts[RunStatus.FAILED]} failed",
+        highlight=False,
+    )
+    _print_report(write_report(result.study_dir))
+
+
+@app.command("report")
+def report(study_dir: Path = typer.Argument(..., help="a study folder (holds study.sqlite)")) -> None:
+    """Write report.md, report.html and per-dataset plots; safe to run while the study is going on."""
+    _print_report(write_report(study_dir))

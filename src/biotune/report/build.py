@@ -1,0 +1,308 @@
+"""Build a study's report from its store (opened read-only, so it works while the study runs) and write it."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from biotune.report.plots import plot_dataset, plot_file_name
+from biotune.report.render import Image, Section, Table, to_html, to_markdown
+from biotune.report.tables import (
+    CellSummary,
+    Stats,
+    best_techniques,
+    blurb_rows,
+    instability_rows,
+    reference_technique,
+    status_counts,
+    summarize_cells,
+)
+from biotune.study.grid import setting_text
+from biotune.study.records import RunRecord, RunStatus
+from biotune.study.store import StudyStore
+
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+ERROR_CHARS = 240
+NONE = "—"
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    markdown: Path
+    html: Path
+    plots: list[Path]
+    cells: list[CellSummary]
+
+
+def fmt(value: float | None, digits: int = 2, signed: bool = False) -> str:
+    if value is None:
+        return NONE
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def mean_std(stats: Stats) -> str:
+    return NONE if stats.mean is None else f"{fmt(stats.mean)} ± {fmt(stats.std)}"
+
+
+def rate(value: float | None) -> str:
+    return NONE if value is None else f"{100 * value:.0f}%"
+
+
+def describe_run(record: RunRecord) -> str:
+    setting = setting_text(record.hyperparameters, record.metrics.get("resolved", {}))
+    return f"{record.model} / {record.dataset} / {record.technique} / {setting} / seed {record.seed}"
+
+
+def _overview(study_dir: Path, records: list[RunRecord]) -> Section:
+    counts = status_counts(records)
+    crashed = sum(1 for r in records if r.crashed)
+    section = Section("Overview")
+    section.blocks.append(
+        f"Study folder `{study_dir}`, report made {time.strftime('%Y-%m-%d %H:%M:%S')}. "
+        f"{len(records)} runs: {counts[RunStatus.DONE]} done, {counts[RunStatus.FAILED] - crashed} failed, "
+        f"{crashed} raised an error, {counts[RunStatus.RUNNING]} running, {counts[RunStatus.QUEUED]} queued."
+    )
+    if counts[RunStatus.RUNNING] or counts[RunStatus.QUEUED]:
+        section.blocks.append("The study is not finished: the numbers below cover the finished runs only.")
+    section.blocks.append(
+        "Per model × dataset × technique, the hyper-parameter setting with the best mean dev score over its "
+        "successful seeds is selected (Gu et al.'s protocol) and the scores of that setting are reported. "
+        "Mean ± sample std cover every finished seed of the setting, failed ones included; a seed is failed "
+        "when it ends no better than a trivial baseline or diverges. Runs that raised an error have no score "
+        "and are counted apart. `*` marks a registry default."
+    )
+    return section
+
+
+def _results(cells: list[CellSummary]) -> Section:
+    rows = [
+        [
+            c.model,
+            c.dataset,
+            c.technique,
+            setting_text(c.hyperparameters, c.resolved),
+            str(c.finished),
+            str(c.failed),
+            str(c.crashed),
+            str(c.pending),
+            mean_std(c.dev),
+            mean_std(c.test),
+        ]
+        for c in cells
+    ]
+    headers = [
+        "Model",
+        "Dataset",
+        "Technique",
+        "Hyper-parameters",
+        "Seeds",
+        "Failed",
+        "Errors",
+        "Pending",
+        "Dev mean ± std",
+        "Test mean ± std",
+    ]
+    return Section("Results at the selected hyper-parameters", blocks=[Table(headers, rows)])
+
+
+def _best(cells: list[CellSummary]) -> Section:
+    rows = [
+        [
+            b.model,
+            b.dataset,
+            b.best.technique,
+            mean_std(b.best.test),
+            f"{b.best.failed}/{b.best.finished}",
+            str(b.compared),
+        ]
+        for b in best_techniques(cells)
+    ]
+    headers = ["Model", "Dataset", "Best technique", "Test mean ± std", "Failed", "Techniques compared"]
+    section = Section("Best technique per dataset and model")
+    section.blocks.append("Ranked by mean test score; ties go to the lower standard deviation.")
+    section.blocks.append(Table(headers, rows) if rows else "No technique has a test score yet.")
+    return section
+
+
+def _blurb(cells: list[CellSummary]) -> Section:
+    from biotune.metrics import BLURB_TYPES
+
+    section = Section("BLURB score")
+    rows = blurb_rows(cells)
+    if not any(row.score.score is not None for row in rows):
+        covered = sorted({kind for row in rows for kind in row.score.per_type})
+        section.blocks.append(
+            "The BLURB score needs at least one dataset of each of the 6 task types "
+            f"({', '.join(BLURB_TYPES)}); this study's scored datasets cover: {', '.join(covered) or 'none'}."
+        )
+        return section
+    headers = ["Model", "Technique", "BLURB", *BLURB_TYPES, "Missing"]
+    table_rows = [
+        [
+            row.model,
+            row.technique,
+            fmt(row.score.score),
+            *(fmt(row.score.per_type.get(kind)) for kind in BLURB_TYPES),
+            ", ".join(row.score.missing_datasets) or NONE,
+        ]
+        for row in rows
+    ]
+    section.blocks.append("Mean over the 6 task types of the mean test score of each type's datasets.")
+    section.blocks.append(Table(headers, table_rows))
+    return section
+
+
+def _instability(cells: list[CellSummary]) -> Section:
+    reference = reference_technique(cells)
+    section = Section(f"Instability compared with {reference or 'standard'}")
+    rows = instability_rows(cells)
+    if reference is None or not rows:
+        section.blocks.append("No plain `standard` technique in this study to compare with.")
+        return section
+    section.blocks.append(
+        f"Each technique's test std and failure rate next to `{reference}` (same model and dataset); "
+        "a negative Δ std or Δ failure rate means more stable."
+    )
+    table_rows = [
+        [
+            r.cell.model,
+            r.cell.dataset,
+            r.cell.technique,
+            fmt(r.cell.test.std),
+            fmt(r.std_change, signed=True),
+            rate(r.cell.failure_rate),
+            rate(r.reference.failure_rate),
+            NONE if r.failure_rate_change is None else f"{100 * r.failure_rate_change:+.0f} pts",
+            fmt(r.mean_change, signed=True),
+        ]
+        for r in rows
+    ]
+    headers = [
+        "Model",
+        "Dataset",
+        "Technique",
+        "Test std",
+        "Δ std",
+        "Failure rate",
+        f"{reference} failure rate",
+        "Δ failure rate",
+        "Δ test mean",
+    ]
+    section.blocks.append(Table(headers, table_rows))
+    return section
+
+
+def _seed_text(cell: CellSummary) -> str:
+    return ", ".join(
+        f"s{seed}: {fmt(score)}{' (failed)' if failed else ''}" for seed, score, failed in cell.seed_scores
+    )
+
+
+def _per_seed(cells: list[CellSummary], study_dir: Path) -> tuple[list[Section], list[Path]]:
+    sections: list[Section] = [Section("Per-seed test scores")]
+    plots: list[Path] = []
+    for dataset in dict.fromkeys(c.dataset for c in cells):
+        section = Section(dataset, level=3)
+        path = study_dir / plot_file_name(dataset)
+        if plot_dataset(cells, dataset, path):
+            plots.append(path)
+            section.blocks.append(Image(path.name, f"{dataset}: per-seed test scores by technique"))
+        rows = [[c.model, c.technique, _seed_text(c) or NONE] for c in cells if c.dataset == dataset]
+        section.blocks.append(Table(["Model", "Technique", "Test score per seed"], rows))
+        sections.append(section)
+    return sections, plots
+
+
+def _selection(cells: list[CellSummary]) -> Section | None:
+    rows = []
+    for cell in cells:
+        tried = any(r.finished and not r.crashed for c in cell.candidates for r in c.runs)
+        if len(cell.candidates) < 2 or not tried:
+            continue
+        for candidate in cell.candidates:
+            ok = sum(1 for r in candidate.runs if r.status == RunStatus.DONE)
+            rows.append(
+                [
+                    cell.model,
+                    cell.dataset,
+                    cell.technique,
+                    setting_text(candidate.hyperparameters, cell.resolved),
+                    fmt(candidate.mean_dev_ok),
+                    str(ok),
+                    "✓" if candidate.selected else "",
+                ]
+            )
+    if not rows:
+        return None
+    headers = ["Model", "Dataset", "Technique", "Setting", "Mean dev (ok seeds)", "Ok seeds", "Selected"]
+    return Section("Hyper-parameter selection on dev", blocks=[Table(headers, rows)])
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0][:ERROR_CHARS] if lines else NONE
+
+
+def _failures(records: list[RunRecord]) -> list[Section]:
+    """Seeds judged failed one by one (their messages differ); runs that raised grouped by message."""
+    sections = []
+    judged = [r for r in records if r.status == RunStatus.FAILED and not r.crashed]
+    if judged:
+        rows = [[r.run_id, describe_run(r), _first_line(r.error)] for r in judged]
+        sections.append(Section("Seeds judged failed", blocks=[Table(["Run", "Run settings", "Why"], rows)]))
+    errors: dict[str, list[RunRecord]] = {}
+    for record in records:
+        if record.crashed:
+            errors.setdefault(_first_line(record.error), []).append(record)
+    if errors:
+        rows = [
+            [message, str(len(runs)), ", ".join(dict.fromkeys(r.dataset for r in runs)), runs[0].run_id]
+            for message, runs in errors.items()
+        ]
+        section = Section("Runs that raised an error")
+        section.blocks.append("Each such run keeps its traceback in `runs/<run>/error.txt`.")
+        section.blocks.append(Table(["Error", "Runs", "Datasets", "First run"], rows))
+        sections.append(section)
+    return sections
+
+
+def build_sections(
+    study_dir: Path, records: list[RunRecord]
+) -> tuple[list[Section], list[Path], list[CellSummary]]:
+    cells = summarize_cells(records)
+    sections = [
+        _overview(study_dir, records),
+        _results(cells),
+        _best(cells),
+        _blurb(cells),
+        _instability(cells),
+    ]
+    seed_sections, plots = _per_seed(cells, study_dir)
+    sections += seed_sections
+    selection = _selection(cells)
+    sections += [selection] if selection is not None else []
+    sections += _failures(records)
+    return sections, plots, cells
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Readers (a browser refreshing mid-study) never see a half-written file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def write_report(study_dir: Path) -> ReportFiles:
+    """Write report.md, report.html and one PNG per dataset into the study folder."""
+    study_dir = Path(study_dir)
+    with StudyStore(study_dir, read_only=True) as store:
+        records = store.runs()
+    sections, plots, cells = build_sections(study_dir, records)
+    title = f"Study report: {study_dir.resolve().name}"
+    markdown, page = study_dir / REPORT_MD, study_dir / REPORT_HTML
+    _write_atomic(markdown, to_markdown(title, sections))
+    _write_atomic(page, to_html(title, sections))
+    return ReportFiles(markdown, page, plots, cells)

@@ -1,0 +1,178 @@
+"""Run a study: validate the whole grid, register it in the store, run what is left, record each result.
+
+Resuming is simply running again: done and failed runs are results and are kept; runs that were
+queued or left `running` by a process that died run again. One process drives a study folder at a
+time (a lock file), so any `running` row found at start belongs to a dead process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from biotune.config import dump_yaml
+from biotune.errors import ConfigError
+from biotune.study.grid import RunSpec, expand_grid, setting_text
+from biotune.study.records import RunOutcome, RunRecord, RunStatus
+from biotune.study.runners import RunCallbacks, Runner, RunTask, make_runner, worker_name
+from biotune.study.spec import StudyConfig, load_study
+from biotune.study.store import StudyStore
+from biotune.study.validate import check_runs
+
+LOCK_FILE = ".study.lock"
+STUDY_COPY = "study.yaml"
+
+
+class StudyProgress:
+    """Hooks for a front end to show progress; the defaults do nothing."""
+
+    def planned(self, total: int, to_run: int, warnings: list[str]) -> None:
+        """Before the first run: runs in the grid, runs left to do, up-front warnings."""
+
+    def run_started(self, record: RunRecord) -> None:
+        """A run was handed to the runner."""
+
+    def run_finished(self, record: RunRecord) -> None:
+        """A run's result is in the store (`record` is the stored row)."""
+
+
+@dataclass
+class StudyResult:
+    study_dir: Path
+    total: int
+    ran: list[str] = field(default_factory=list)
+    counts: dict[RunStatus, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def default_output(study_file: Path) -> Path:
+    return Path("runs") / Path(study_file).stem
+
+
+def describe(run: RunSpec | RunRecord) -> str:
+    setting = setting_text(run.hyperparameters)
+    return f"{run.model} / {run.dataset} / {run.technique} / {setting} / seed {run.seed}"
+
+
+def portable(config: dict[str, Any]) -> dict[str, Any]:
+    """Local paths made absolute, so a worker whose working folder differs (Ray) finds the same files."""
+    config = dict(config)
+    if config.get("data_dir"):
+        config["data_dir"] = str(Path(config["data_dir"]).resolve())
+    from biotune.models import MODEL_ALIASES
+
+    model = Path(config["model"]).expanduser()
+    if config["model"].lower() not in MODEL_ALIASES and model.exists():  # an alias wins over a folder
+        config["model"] = str(model.resolve())
+    return config
+
+
+@contextmanager
+def study_lock(study_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the study folder; the OS drops it when the process dies (even kill -9)."""
+    import fcntl
+
+    study_dir.mkdir(parents=True, exist_ok=True)
+    with (study_dir / LOCK_FILE).open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConfigError(
+                f"{study_dir}: another `biotune study` ({holder}) is running this study; wait for it "
+                "or use another --output folder"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def plan_study(study: StudyConfig, source: str) -> tuple[list[RunSpec], list[str]]:
+    """Every run, validated; raises one ConfigError before anything starts. Returns runs and warnings."""
+    runs = expand_grid(study, source)
+    return runs, check_runs(runs)
+
+
+def run_study(
+    study_file: Path,
+    output: Path | None = None,
+    *,
+    resume: bool = True,
+    retry_failed: bool = False,
+    runner: Runner | str = "local",
+    progress: StudyProgress | None = None,
+) -> StudyResult:
+    study_file = Path(study_file)
+    study = load_study(study_file)
+    runs, warnings = plan_study(study, str(study_file))
+    study_dir = Path(output) if output is not None else default_output(study_file)
+    chosen = make_runner(runner) if isinstance(runner, str) else runner
+    progress = progress or StudyProgress()
+    with study_lock(study_dir), StudyStore(study_dir) as store:
+        if resume:
+            _check_same_study(store, runs, study_dir)
+        else:
+            for folder in store.delete_all():
+                shutil.rmtree(study_dir / folder, ignore_errors=True)
+        dump_yaml(study, study_dir / STUDY_COPY)
+        store.set_meta("study_file", str(study_file.resolve()))
+        store.add_runs(runs)
+        store.requeue_interrupted()
+        if retry_failed:
+            store.requeue_failed()
+        queued = store.runs(RunStatus.QUEUED)
+        result = StudyResult(study_dir=study_dir, total=len(runs), warnings=warnings)
+        progress.planned(len(runs), len(queued), warnings)
+        tasks = [
+            RunTask(r.run_id, portable(r.config), str((study_dir / r.run_dir).resolve()), describe(r))
+            for r in queued
+        ]
+        if tasks:  # nothing left: do not start a Ray cluster for it
+            chosen.run(tasks, _callbacks(store, progress, result, chosen))
+        result.counts = store.counts()
+    return result
+
+
+def _callbacks(
+    store: StudyStore, progress: StudyProgress, result: StudyResult, runner: Runner
+) -> RunCallbacks:
+    worker = worker_name() if runner.name == "local" else f"{runner.name} (driver {worker_name()})"
+
+    def started(task: RunTask) -> None:
+        store.mark_running(task.run_id, worker)
+        progress.run_started(store.get(task.run_id))
+
+    def finished(task: RunTask, outcome: RunOutcome) -> None:
+        store.finish(outcome)
+        result.ran.append(task.run_id)
+        progress.run_finished(store.get(task.run_id))
+
+    def interrupted(task: RunTask) -> None:
+        store.requeue(task.run_id)
+
+    return RunCallbacks(started, finished, interrupted)
+
+
+def _check_same_study(store: StudyStore, runs: list[RunSpec], study_dir: Path) -> None:
+    """Resume continues the same study (it may add runs); stored runs outside the grid mean another study."""
+    planned = {run.run_id for run in runs}
+    strangers = [record for record in store.runs() if record.run_id not in planned]
+    if strangers:
+        example = describe(strangers[0])
+        raise ConfigError(
+            f"{study_dir} holds {len(strangers)} run(s) that this study file does not define "
+            f"(e.g. {example}); "
+            "their settings differ (technique, hyper-parameters, train options or seeds changed or were "
+            "removed). Use --no-resume to start this folder over, or --output for a new folder"
+        )

@@ -1,0 +1,74 @@
+"""The study's record types: a run's status, what a finished run yields, and a stored row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+FINISHED = (RunStatus.DONE, RunStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one finished run yields; a worker builds it, the driver writes it to the store.
+
+    `crashed` separates a run that raised (a bug, bad data: no result) from a run that trained
+    to the end and was judged failed (diverged, collapsed: a stability result with scores).
+    """
+
+    run_id: str
+    status: RunStatus
+    dev_score: float | None
+    test_score: float | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    crashed: bool = False
+    started_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.started_at
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of the store: a run's identity, its state, and its result once finished."""
+
+    run_id: str
+    position: int
+    model: str
+    dataset: str
+    technique: str
+    techniques: tuple[str, ...]
+    hyperparameters: dict[str, Any]
+    seed: int
+    config: dict[str, Any]
+    status: RunStatus
+    dev_score: float | None
+    test_score: float | None
+    metrics: dict[str, Any]
+    error: str | None
+    crashed: bool
+    queued_at: float | None
+    started_at: float | None
+    ended_at: float | None
+    seconds: float | None
+    attempts: int
+    worker: str | None
+    run_dir: str
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED

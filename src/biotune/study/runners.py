@@ -1,0 +1,263 @@
+"""Runners execute a study's runs: `local` (this process, one after another) or `ray` (one Ray task each).
+
+A worker only writes its run folder and returns a `RunOutcome`; the driver writes the store through
+the callbacks, so Ray workers on other machines never touch SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from biotune.errors import BiotuneError, ConfigError
+from biotune.study.records import RunOutcome, RunStatus
+
+ERROR_FILE = "error.txt"
+# resolved options kept in the store beside each result, so the report can show registry defaults
+RESOLVED_KEYS = (
+    "learning_rate",
+    "batch_size",
+    "epochs",
+    "max_length",
+    "warmup_ratio",
+    "pooling",
+    "pair_encoding",
+)
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """Everything a worker needs for one run; plain data so it pickles to a Ray worker."""
+
+    run_id: str
+    config: dict[str, Any]
+    run_dir: str
+    description: str
+
+
+@dataclass(frozen=True)
+class RunCallbacks:
+    started: Callable[[RunTask], None]
+    finished: Callable[[RunTask, RunOutcome], None]
+    interrupted: Callable[[RunTask], None]
+
+
+class Runner(Protocol):
+    name: str
+
+    def run(self, tasks: Sequence[RunTask], callbacks: RunCallbacks) -> None: ...
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    if hasattr(value, "item"):  # numpy and torch scalars
+        return value.item()
+    return str(value)
+
+
+def _score(split: dict[str, Any] | None) -> float | None:
+    score = (split or {}).get("score")
+    return float(score) if isinstance(score, int | float) else None
+
+
+def outcome_from_results(run_id: str, results: dict[str, Any], started_at: float) -> RunOutcome:
+    """Turn run_training's results (one seed) into what the store keeps."""
+    results = json.loads(json.dumps(results, default=_plain))
+    seed = results["seeds"][0]
+    resolved = results.get("config", {})
+    metrics = {
+        "dev": seed.get("dev") or {},
+        "test": seed.get("test") or {},
+        "best_epoch": seed.get("best_epoch"),
+        "train_seconds": seed.get("train_seconds"),
+        "resolved": {key: resolved.get(key) for key in RESOLVED_KEYS},
+        "baseline": results.get("baseline", {}),
+        "technique_label": results.get("technique_label"),
+    }
+    ok = seed.get("status") == "ok"
+    return RunOutcome(
+        run_id=run_id,
+        status=RunStatus.DONE if ok else RunStatus.FAILED,
+        dev_score=_score(seed.get("dev")),
+        test_score=_score(seed.get("test")),
+        metrics=metrics,
+        error=None if ok else (seed.get("error") or "the run was judged failed"),
+        started_at=started_at,
+        ended_at=time.time(),
+    )
+
+
+def execute_run(task: RunTask) -> RunOutcome:
+    """Train one run into its folder; anything it raises becomes a failed, crashed outcome."""
+    from biotune.config import TrainConfig
+    from biotune.runs import run_training
+
+    started_at = time.time()
+    run_dir = Path(task.run_dir)
+    if run_dir.exists():  # left by an interrupted attempt: start clean
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    try:
+        config = TrainConfig.model_validate(task.config)
+        results = run_training(config, run_dir, progress=False)
+        return outcome_from_results(task.run_id, results, started_at)
+    except Exception as exc:  # a bug or bad data in one run must not stop the study
+        (run_dir / ERROR_FILE).write_text(traceback.format_exc(), encoding="utf-8")
+        message = str(exc) if isinstance(exc, BiotuneError) else f"{type(exc).__name__}: {exc}"
+        return RunOutcome(
+            task.run_id,
+            RunStatus.FAILED,
+            None,
+            None,
+            {},
+            message,
+            crashed=True,
+            started_at=started_at,
+            ended_at=time.time(),
+        )
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class LocalRunner:
+    """Runs in this process, in grid order."""
+
+    name = "local"
+
+    def run(self, tasks: Sequence[RunTask], callbacks: RunCallbacks) -> None:
+        for task in tasks:
+            callbacks.started(task)
+            try:
+                outcome = execute_run(task)
+            except BaseException:  # Ctrl-C: the run goes back to the queue
+                callbacks.interrupted(task)
+                raise
+            callbacks.finished(task, outcome)
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError(
+            "the ray runner needs Ray: `pip install 'biotune[ray]'` (or use --runner local)"
+        ) from exc
+    return ray
+
+
+class RayRunner:
+    """One Ray task per run. Joins the cluster at `address`, or starts a local one with `cluster_cpus` CPUs.
+
+    Workers write run folders at the driver's path: on a cluster of several machines, put the study
+    folder on a shared filesystem. The store needs no sharing; results come back with each task.
+
+    At most as many runs are in flight as the cluster can place at once, so `running` in the store
+    means a run holds a worker slot rather than waits in Ray's queue.
+    """
+
+    name = "ray"
+
+    def __init__(
+        self, address: str | None = None, num_cpus: float = 1, cluster_cpus: int | None = None
+    ) -> None:
+        if num_cpus <= 0:
+            raise ConfigError(f"--num-cpus must be positive, got {num_cpus}")
+        self.address = address
+        self.num_cpus = num_cpus
+        self.cluster_cpus = cluster_cpus
+
+    def _connect(self, ray: Any) -> bool:
+        """Returns whether this runner connected (and so must disconnect)."""
+        if ray.is_initialized():
+            return False
+        if self.address:
+            try:
+                ray.init(address=self.address, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ConfigError(f"cannot join the Ray cluster at {self.address!r}: {exc}") from exc
+        else:
+            ray.init(
+                num_cpus=self.cluster_cpus or os.cpu_count() or 1,
+                include_dashboard=False,
+                log_to_driver=False,
+            )
+        return True
+
+    def _capacity(self, ray: Any, num_gpus: int) -> int:
+        resources = ray.cluster_resources()
+        slots = int(resources.get("CPU", 1) // self.num_cpus)
+        if num_gpus:
+            slots = min(slots, int(resources.get("GPU", 0)))
+        if slots < 1:
+            raise ConfigError(
+                f"the Ray cluster has {resources.get('CPU', 0)} CPUs; a run asks for {self.num_cpus} "
+                "(lower --num-cpus)"
+            )
+        return slots
+
+    def run(self, tasks: Sequence[RunTask], callbacks: RunCallbacks) -> None:
+        ray = import_ray()
+        connected_here = self._connect(ray)
+        in_flight: dict[Any, RunTask] = {}
+        try:
+            num_gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+            remote = ray.remote(num_cpus=self.num_cpus, num_gpus=num_gpus, max_retries=0)(execute_run)
+            capacity = self._capacity(ray, num_gpus)
+            queue = deque(tasks)
+            while queue or in_flight:
+                while queue and len(in_flight) < capacity:
+                    task = queue.popleft()
+                    callbacks.started(task)
+                    in_flight[remote.remote(task)] = task
+                ready, _ = ray.wait(list(in_flight), num_returns=1)
+                for ref in ready:
+                    task = in_flight.pop(ref)
+                    callbacks.finished(task, self._collect(ray, ref, task))
+        except BaseException:
+            for ref, task in in_flight.items():
+                ray.cancel(ref, force=True)
+                callbacks.interrupted(task)
+            raise
+        finally:
+            if connected_here:
+                ray.shutdown()
+
+    @staticmethod
+    def _collect(ray: Any, ref: Any, task: RunTask) -> RunOutcome:
+        try:
+            return ray.get(ref)
+        except Exception as exc:  # the worker process died (out of memory, node lost): the run failed
+            return RunOutcome(
+                task.run_id,
+                RunStatus.FAILED,
+                None,
+                None,
+                {},
+                f"the Ray worker failed: {type(exc).__name__}: {exc}",
+                crashed=True,
+                ended_at=time.time(),
+            )
+
+
+def make_runner(
+    name: str, address: str | None = None, num_cpus: float = 1, cluster_cpus: int | None = None
+) -> Runner:
+    if name == "local":
+        if address:
+            raise ConfigError("--address joins a Ray cluster: use it with --runner ray")
+        return LocalRunner()
+    if name == "ray":
+        return RayRunner(address=address, num_cpus=num_cpus, cluster_cpus=cluster_cpus)
+    raise ConfigError(f"unknown runner {name!r}; choose local or ray")
