@@ -163,3 +163,11 @@ def test_cli_json_parses_and_text_has_one_line_per_section(
     labels = [line.split("  ")[1].strip() for line in lines[1:]]
     assert labels == [label for _, label, _ in doctor.LINES]
     assert "hub            skipped" in result.stdout and no_network == []
+
+
+def test_environment_is_reported_without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://alice:s3cret@proxy.example:3128")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    env = doctor.environment()
+    assert env["HTTPS_PROXY"] == "http://***@proxy.example:3128" and env["HF_HUB_OFFLINE"] == "1"
+    assert "s3cret" not in json.dumps(doctor.gather(check_hub=False))

@@ -74,7 +74,8 @@ def _print_fuzz_tally(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     line = (
         f"fuzz: {TALLY.cases} cases tried, {TALLY.failures} failures "
-        f"({len(TALLY.by_corruption)} corruption kinds over {len(TARGETS) + len(OWN_TARGETS)} readers)"
+        f"({len(TARGETS) + len(OWN_TARGETS)} readers; {len(TALLY.by_corruption)} of "
+        f"{len(ANY_FORMAT + TSV_ONLY + JSON_ONLY)} corruption kinds drawn)"
     )
     plugins = request.config.pluginmanager
     reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")

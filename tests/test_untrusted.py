@@ -97,12 +97,6 @@ def test_a_known_architecture_ignores_the_custom_code_it_points_to(tiny_bert: Pa
     assert not sentinel.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="needs the runs.py patch that turns num_encoder_layers' ValueError into a ConfigError (see the "
-    "report); remove this marker once it is applied",
-)
 def test_training_on_custom_code_is_one_clear_error(
     shared_data: Path, tiny_bert: Path, tmp_path: Path
 ) -> None:
@@ -118,12 +112,6 @@ def test_training_on_custom_code_is_one_clear_error(
         assert not sentinel.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="needs the models.py patch that loads saved folders with trust_remote_code=False (see the "
-    "report); remove this marker once it is applied",
-)
 def test_a_saved_model_pointing_at_custom_code_is_refused_without_asking(
     tiny_bert: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -376,11 +364,6 @@ def _tamper_run_folders(study_dir: Path, folder: str, status: str) -> None:
         db.execute("UPDATE runs SET run_dir = ?, status = ?", (folder, status))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the study/orchestrate.py patch that passes stored run folders through safe_child (see the "
-    "report); remove this marker once it is applied",
-)
 @pytest.mark.parametrize("resume", [False, True], ids=["start-over", "resume"])
 def test_a_tampered_store_cannot_delete_outside_the_study(
     shared_data: Path, tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resume: bool

@@ -1,7 +1,8 @@
-"""Batches for training and evaluation: length-grouped, dynamically padded.
+"""Batches for training and evaluation: length-bucketed, dynamically padded.
 
-Padding is wasted compute on a CPU: training batches are drawn from length-sorted mega-batches (random
-within the seed's generator, so order is reproducible), evaluation runs in length order.
+Padding is wasted compute on a CPU. Training batches are filled to a token budget from length-sorted
+mega-batches (random within the seed's generator, so the order is reproducible); evaluation batches are the
+cut of the length-sorted examples that computes the fewest positions.
 """
 
 from __future__ import annotations
@@ -9,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from biotune.tasks.base import IGNORE_INDEX, HeadKind
 
 MEGABATCH_FACTOR = 50
+# What one more evaluation batch costs, in positions of forward compute: the per-call overhead of a small
+# encoder on 2 CPU threads (benchmarks/throughput.py). Trades a little padding for fewer, larger batches.
+EVAL_BATCH_COST = 32
 
 
 def length_grouped_batches(
@@ -30,20 +35,84 @@ def length_grouped_batches(
     return [batches[i] for i in permutation]
 
 
-def sorted_batches(lengths: Sequence[int], max_tokens: int, max_batch: int = 256) -> list[list[int]]:
-    """Evaluation: longest first, each batch at most `max_tokens` padded positions."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+def token_budget_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    generator: torch.Generator,
+    megabatch_factor: int = MEGABATCH_FACTOR,
+) -> list[list[int]]:
+    """Training: batches of about `batch_size` x the mean length in padded positions, in random order.
+
+    Shuffle, cut into near-equal mega-batches of about `megabatch_factor` batches, sort each longest first,
+    and fill a batch until one more example would overshoot the budget by more than stopping undershoots
+    it. Long examples come a few to a batch and short ones many, so almost no position is padding, while
+    a batch holds about `batch_size` examples on average: the learning rate, warmup and epoch keep their
+    meaning.
+    """
+    if not lengths:
+        return []
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    budget = batch_size * sum(lengths) / len(lengths)
+    parts = max(1, round(len(order) / (batch_size * megabatch_factor)))
     batches: list[list[int]] = []
-    current: list[int] = []
-    for index in order:
-        width = lengths[current[0]] if current else lengths[index]
-        if current and ((len(current) + 1) * width > max_tokens or len(current) >= max_batch):
-            batches.append(current)
-            current = []
-        current.append(index)
-    if current:
+    for chunk in _split_evenly(order, parts):
+        chunk.sort(key=lambda i: -lengths[i])
+        current: list[int] = []
+        for index in chunk:
+            # longest first: a batch is as wide as its first example
+            if current and (len(current) + 0.5) * lengths[current[0]] > budget:
+                batches.append(current)
+                current = []
+            current.append(index)
         batches.append(current)
-    return batches
+    permutation = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in permutation]
+
+
+def _split_evenly(items: list[int], parts: int) -> list[list[int]]:
+    size, extra = divmod(len(items), parts)
+    bounds = [k * size + min(k, extra) for k in range(parts + 1)]
+    return [items[bounds[k] : bounds[k + 1]] for k in range(parts)]
+
+
+def sorted_batches(
+    lengths: Sequence[int], max_tokens: int, max_batch: int = 256, batch_cost: float = EVAL_BATCH_COST
+) -> list[list[int]]:
+    """Evaluation: the examples longest first, cut where that computes the fewest positions.
+
+    Every batch holds at most `max_batch` examples and `max_tokens` padded positions (an example longer
+    than that is a batch of its own). Among all such cuts of the sorted order this is the one with the
+    fewest padded positions plus `batch_cost` per batch (dynamic programming over the cut points).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    widths = np.array([lengths[i] for i in order], dtype=np.float64)
+    cost = np.zeros(len(order) + 1)
+    start = np.zeros(len(order) + 1, dtype=np.int64)
+    for end in range(1, len(order) + 1):
+        first = max(0, end - max_batch)
+        # a batch order[i:end] is as wide as order[i], its longest example
+        padded = (end - np.arange(first, end)) * widths[first:end]
+        candidates = cost[first:end] + padded + batch_cost
+        candidates[padded > max_tokens] = np.inf
+        candidates[-1] = cost[end - 1] + widths[end - 1] + batch_cost
+        best = int(np.argmin(candidates))
+        cost[end], start[end] = candidates[best], first + best
+    batches: list[list[int]] = []
+    end = len(order)
+    while end > 0:
+        batches.append(order[start[end] : end])
+        end = int(start[end])
+    return batches[::-1]
+
+
+def padded_size(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> tuple[int, int]:
+    """(real tokens, computed positions) of a list of batches: each batch is padded to its longest member."""
+    real = positions = 0
+    for batch in batches:
+        widths = [lengths[i] for i in batch]
+        real += sum(widths)
+        positions += len(widths) * max(widths)
+    return real, positions
 
 
 def collate(features: Sequence[dict[str, Any]], pad_token_id: int, head: HeadKind) -> dict[str, torch.Tensor]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import sys
 import threading
 import time
@@ -34,6 +35,7 @@ REPORTED_ENV_VARS = (
     "OMP_NUM_THREADS",
 )
 _TRUE = ("1", "true", "yes", "on")
+_URL_CREDENTIALS = re.compile(r"//[^/@\s]*@")
 
 Report = dict[str, Any]
 
@@ -191,8 +193,13 @@ def ray_status() -> Report:
     return {"installed": version is not None, "version": version}
 
 
+def _without_credentials(value: str) -> str:
+    # a proxy or endpoint URL may carry user:password@; the report is meant to be pasted in public
+    return _URL_CREDENTIALS.sub("//***@", value)
+
+
 def environment() -> Report:
-    return {name: os.environ[name] for name in REPORTED_ENV_VARS if name in os.environ}
+    return {name: _without_credentials(os.environ[name]) for name in REPORTED_ENV_VARS if name in os.environ}
 
 
 def gather(check_hub: bool = True) -> Report:

@@ -357,7 +357,7 @@ def _transformers_usage(card: dict[str, Any], placeholders: list[str], mean: boo
 
 
 def _siamese_usage(card: dict[str, Any]) -> list[str]:
-    """Siamese similarity: each sentence encoded alone, mean-pooled, cosine, then the learnt scale and shift."""
+    """Siamese similarity: each sentence encoded alone, mean-pooled, cosine, then learnt scale and shift."""
     code = f'''import torch
 from safetensors.torch import load_file
 from transformers import AutoModel, AutoTokenizer

@@ -63,10 +63,22 @@ def load_tokenizer(name: str, trust_remote_code: bool = False) -> PreTrainedToke
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load the tokenizer of model {name!r}: {_first_line(exc)}") from exc
+        raise model_load_error("the tokenizer of model", name, exc) from exc
     if not tokenizer.is_fast:
         raise ConfigError(f"model {name!r} has no fast tokenizer; biotune needs one for word alignment")
     return tokenizer
+
+
+def model_load_error(what: str, name: str, exc: BaseException) -> ConfigError:
+    """A transformers loading failure as one ConfigError; custom model code gets biotune's own flag name."""
+    if "trust_remote_code" in str(exc):
+        problem = (
+            "the model folder holds custom code, which biotune runs only with --trust-remote-code "
+            "(pass it only for code you have read and trust)"
+        )
+    else:
+        problem = _first_line(exc)
+    return ConfigError(f"cannot load {what} {name!r}: {problem}")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -215,7 +227,7 @@ def build_model(
         )
         encoder = AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load model {name!r}: {_first_line(exc)}") from exc
+        raise model_load_error("model", name, exc) from exc
     num_outputs = 1 if head == "regression" else len(labels)
     return MeanPoolingModel(encoder, num_outputs, dropout if dropout is not None else _hidden_dropout(config))
 
@@ -291,25 +303,30 @@ def load_saved_model(folder: Path) -> tuple[nn.Module, PreTrainedTokenizerBase, 
     if not card_path.is_file():
         raise ConfigError(f"{folder}: not a biotune model folder (no {BIOTUNE_MODEL_FILE})")
     card = json.loads(card_path.read_text(encoding="utf-8"))
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), use_fast=True)
-    head: HeadKind = card["head"]
-    labels: list[str] = card["labels"]
-    if card.get("pair_encoding") == "siamese":
-        encoder = AutoModel.from_pretrained(str(folder))
-        siamese = SiameseCosineModel(encoder)
-        weights = load_file(str(folder / HEAD_FILE))
-        with torch.no_grad():
-            siamese.scale.copy_(weights["scale"])
-            siamese.shift.copy_(weights["shift"])
-        model: nn.Module = siamese
-    elif card.get("pooling", "cls") == "mean" and head != "token":
-        config = AutoConfig.from_pretrained(str(folder))
-        encoder = AutoModel.from_pretrained(str(folder), config=config)
-        model = MeanPoolingModel(encoder, 1 if head == "regression" else len(labels), 0.0)
-        model.classifier.load_state_dict(load_file(str(folder / HEAD_FILE)))
-    elif head == "token":
-        model = AutoModelForTokenClassification.from_pretrained(str(folder))
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(str(folder))
-    model.eval()
+    # a saved folder may come from anyone: without trust_remote_code=False, transformers would ask
+    # on the terminal whether to run the code an edited config.json points to
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False, use_fast=True)
+        head: HeadKind = card["head"]
+        labels: list[str] = card["labels"]
+        if card.get("pair_encoding") == "siamese":
+            encoder = AutoModel.from_pretrained(str(folder), trust_remote_code=False)
+            siamese = SiameseCosineModel(encoder)
+            weights = load_file(str(folder / HEAD_FILE))
+            with torch.no_grad():
+                siamese.scale.copy_(weights["scale"])
+                siamese.shift.copy_(weights["shift"])
+            model: nn.Module = siamese
+        elif card.get("pooling", "cls") == "mean" and head != "token":
+            config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
+            encoder = AutoModel.from_pretrained(str(folder), trust_remote_code=False, config=config)
+            model = MeanPoolingModel(encoder, 1 if head == "regression" else len(labels), 0.0)
+            model.classifier.load_state_dict(load_file(str(folder / HEAD_FILE)))
+        elif head == "token":
+            model = AutoModelForTokenClassification.from_pretrained(str(folder), trust_remote_code=False)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(str(folder), trust_remote_code=False)
+        model.eval()
+    except (OSError, ValueError) as exc:
+        raise model_load_error("saved model", str(folder), exc) from exc
     return model, tokenizer, card

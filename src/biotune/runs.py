@@ -31,7 +31,7 @@ from biotune.config import TrainConfig, dump_yaml
 from biotune.data.loading import DatasetSplits, load_dataset, load_own_files
 from biotune.data.paths import resolve_data_dir
 from biotune.errors import ConfigError
-from biotune.models import load_tokenizer, resolve_model_path, save_model
+from biotune.models import load_tokenizer, model_load_error, resolve_model_path, save_model
 from biotune.tasks import TaskOptions, add_placeholder_tokens, placeholder_pieces, task_for_spec
 from biotune.techniques import parse_techniques, validate_plan
 from biotune.training import RunContext, SeedOutcome, SplitData, train_seed
@@ -148,7 +148,11 @@ def pick_device(name: str) -> torch.device:
 def num_encoder_layers(model_name: str, trust_remote_code: bool) -> int:
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(resolve_model_path(model_name), trust_remote_code=trust_remote_code)
+    path = resolve_model_path(model_name)
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:  # not found offline, not a model folder, custom code
+        raise model_load_error("model", model_name, exc) from exc
     for key in ("num_hidden_layers", "n_layers", "num_layers"):
         value = getattr(config, key, None)
         if isinstance(value, int):

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -23,17 +23,19 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
 from biotune import metrics
-from biotune.batching import iterate, length_grouped_batches, sorted_batches
+from biotune.batching import iterate, padded_size, sorted_batches, token_budget_batches
 from biotune.config import TrainConfig
 from biotune.errors import TrainingDiverged
 from biotune.models import build_model, extend_vocabulary, init_regression_head
+from biotune.resources import batch_dimensions, out_of_memory_guard
 from biotune.tasks import FeatureSet, Task
 from biotune.tasks.base import IGNORE_INDEX, HeadKind
 from biotune.techniques import TechniquePlan, apply_techniques, build_param_groups, make_optimizer
 
 log = logging.getLogger("biotune.training")
 
-EVAL_TOKENS_PER_BATCH = 16384
+# Positions per evaluation batch: larger batches gain nothing on a CPU and fall out of the cache.
+EVAL_TOKENS_PER_BATCH = 4096
 
 
 def set_seed(seed: int) -> None:
@@ -43,32 +45,76 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def compute_loss(head: HeadKind, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def compute_loss(
+    head: HeadKind, logits: torch.Tensor, labels: torch.Tensor, reduction: Literal["mean", "sum"] = "mean"
+) -> torch.Tensor:
+    """The head's loss, averaged over (`mean`) or summed over (`sum`) its units.
+
+    A unit is what one loss term scores: a labelled token for token heads, an example otherwise (a
+    multi-label example's loss is the mean over its labels).
+    """
     if head == "token":
         return F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX
+            logits.reshape(-1, logits.shape[-1]),
+            labels.reshape(-1),
+            ignore_index=IGNORE_INDEX,
+            reduction=reduction,
         )
     if head == "regression":
-        return F.mse_loss(logits.squeeze(-1), labels)
+        return F.mse_loss(logits.squeeze(-1), labels, reduction=reduction)
     if head == "multilabel":
-        return F.binary_cross_entropy_with_logits(logits, labels)
-    return F.cross_entropy(logits, labels)
+        loss = F.binary_cross_entropy_with_logits(logits, labels, reduction=reduction)
+        return loss / labels.shape[-1] if reduction == "sum" else loss
+    return F.cross_entropy(logits, labels, reduction=reduction)
+
+
+def loss_units(features: Sequence[dict[str, Any]], head: HeadKind) -> list[int]:
+    """Per feature, how many loss units it holds (see `compute_loss`)."""
+    if head == "token":
+        return [len(f["labels"]) - f["labels"].count(IGNORE_INDEX) for f in features]
+    return [1] * len(features)
 
 
 def model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in batch.items() if k != "labels"}
 
 
+@dataclass
+class Throughput:
+    """Where a seed's compute went: seconds, real (non-padding) tokens and computed (padded) positions.
+
+    Training counts the optimizer steps only; evaluation counts every dev/test pass (forward, decoding and
+    scoring). Tokens follow the feature set's lengths.
+    """
+
+    train_seconds: float = 0.0
+    train_tokens: int = 0
+    train_positions: int = 0
+    eval_seconds: float = 0.0
+    eval_tokens: int = 0
+    eval_positions: int = 0
+
+
 @torch.inference_mode()
 def predict_outputs(
-    model: nn.Module, features: FeatureSet, head: HeadKind, pad_token_id: int, device: torch.device
+    model: nn.Module,
+    features: FeatureSet,
+    head: HeadKind,
+    pad_token_id: int,
+    device: torch.device,
+    meter: Throughput | None = None,
 ) -> list[np.ndarray]:
     """Raw outputs per feature, in feature order; token heads trimmed to each feature's real length."""
     model.eval()
     outputs: list[np.ndarray] = [np.empty(0)] * len(features.features)
     batches = sorted_batches(features.lengths, EVAL_TOKENS_PER_BATCH)
+    if meter is not None:
+        tokens, positions = padded_size(features.lengths, batches)
+        meter.eval_tokens += tokens
+        meter.eval_positions += positions
     for indices, batch in iterate(features.features, batches, pad_token_id, head):
-        logits = model(**model_inputs(batch, device)).logits.float().cpu().numpy()
+        with out_of_memory_guard(*batch_dimensions(batch)):
+            logits = model(**model_inputs(batch, device)).logits.float().cpu().numpy()
         if not np.isfinite(logits).all():
             raise TrainingDiverged("the model's outputs became non-finite (nan/inf)")
         for row, index in enumerate(indices):
@@ -89,11 +135,20 @@ class Evaluation:
 
 
 def evaluate(
-    model: nn.Module, task: Task, split: SplitData, spec: Any, pad_token_id: int, device: torch.device
+    model: nn.Module,
+    task: Task,
+    split: SplitData,
+    spec: Any,
+    pad_token_id: int,
+    device: torch.device,
+    meter: Throughput | None = None,
 ) -> Evaluation:
-    outputs = predict_outputs(model, split.features, task.head, pad_token_id, device)
+    started = time.perf_counter()
+    outputs = predict_outputs(model, split.features, task.head, pad_token_id, device, meter)
     predictions = task.decode(split.examples, split.features, outputs)
     scores = metrics.compute(spec, task.gold(split.examples), predictions)
+    if meter is not None:
+        meter.eval_seconds += time.perf_counter() - started
     return Evaluation(scores, predictions)
 
 
@@ -126,6 +181,7 @@ class SeedOutcome:
     dev: Evaluation | None = None
     test: Evaluation | None = None
     model: nn.Module | None = None
+    throughput: Throughput = field(default_factory=Throughput)
 
 
 ProgressHook = Callable[[dict[str, Any]], None]
@@ -134,6 +190,16 @@ ProgressHook = Callable[[dict[str, Any]], None]
 def _epochs(config: TrainConfig, plan: TechniquePlan) -> int:
     assert config.epochs is not None
     return max(1, round(config.epochs * plan.epoch_factor)) if plan.epoch_factor else config.epochs
+
+
+def make_seed_optimizer(
+    groups: list[dict[str, Any]], lr: float, plan: TechniquePlan, device: torch.device
+) -> torch.optim.Optimizer:
+    """AdamW as `make_optimizer` builds it; on a CPU the fused kernel (one pass over each tensor instead of
+    a dozen), which halves the optimizer's share of a step there."""
+    if plan.bias_correction and device.type == "cpu":
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=0.0, fused=True)
+    return make_optimizer(groups, lr, bias_correction=plan.bias_correction)
 
 
 def build_seed_model(ctx: RunContext, seed: int) -> tuple[nn.Module, Any]:
@@ -169,33 +235,47 @@ def train_seed(ctx: RunContext, seed: int, on_step: ProgressHook | None = None) 
     groups = build_param_groups(
         model, applied.layout, config.learning_rate, config.weight_decay, ctx.plan.llrd_decay
     )
-    optimizer = make_optimizer(groups, config.learning_rate, bias_correction=ctx.plan.bias_correction)
+    optimizer = make_seed_optimizer(groups, config.learning_rate, ctx.plan, ctx.device)
     epochs = _epochs(config, ctx.plan)
-    micro_batch = max(1, config.batch_size // config.gradient_accumulation)
-    steps_per_epoch = math.ceil(len(ctx.train.features.features) / config.batch_size)
-    total_steps = steps_per_epoch * epochs
+    lengths = ctx.train.features.lengths
+    generator = torch.Generator().manual_seed(seed)
+    # every epoch's batches up front: a token budget makes the number of steps known only once cut
+    plans = [token_budget_batches(lengths, config.batch_size, generator) for _ in range(epochs)]
+    total_steps = sum(len(batches) for batches in plans)
+    # every loss unit (labelled token or example) weighs the same in whichever batch it lands: the sum of
+    # a step's losses over the units an average step holds
+    units_per_step = sum(loss_units(ctx.train.features.features, ctx.task.head)) * epochs / total_steps
     warmup = ctx.plan.warmup_ratio if ctx.plan.warmup_ratio is not None else (config.warmup_ratio or 0.0)
     scheduler = get_linear_schedule_with_warmup(optimizer, round(warmup * total_steps), total_steps)
-    generator = torch.Generator().manual_seed(seed)
     pad_id = ctx.tokenizer.pad_token_id or 0
     patience = ctx.plan.patience or config.patience
 
     outcome = SeedOutcome(seed, "ok", None, None, 0.0)
-    best_score, best_state, stale = -math.inf, None, 0
+    meter = outcome.throughput
+    best_score, best_state, best_dev, stale = -math.inf, None, None, 0
     if config.pair_encoding == "siamese":
         # the untrained siamese model is the zero-shot baseline: a candidate like any epoch ("epoch 0")
-        best_score = float(evaluate(model, ctx.task, ctx.dev, ctx.spec, pad_id, ctx.device).metrics["score"])
+        best_dev = evaluate(model, ctx.task, ctx.dev, ctx.spec, pad_id, ctx.device, meter)
+        best_score = float(best_dev.metrics["score"])
         best_state, outcome.best_epoch = copy.deepcopy(model.state_dict()), 0
         outcome.history.append({"epoch": 0, "train_loss": None, "dev": best_score})
     step = 0
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch, batches in enumerate(plans, start=1):
             model.train()
-            batches = length_grouped_batches(ctx.train.features.lengths, config.batch_size, generator)
+            epoch_started = time.perf_counter()
             epoch_loss = 0.0
             for indices in batches:
+                micro_batch = math.ceil(len(indices) / config.gradient_accumulation)
                 loss_value = _optimizer_step(
-                    model, ctx, indices, micro_batch, pad_id, config.max_grad_norm, optimizer
+                    model,
+                    ctx,
+                    indices,
+                    micro_batch,
+                    pad_id,
+                    config.max_grad_norm,
+                    optimizer,
+                    units_per_step,
                 )
                 scheduler.step()
                 step += 1
@@ -213,7 +293,11 @@ def train_seed(ctx: RunContext, seed: int, on_step: ProgressHook | None = None) 
                             "loss": loss_value,
                         }
                     )
-            dev = evaluate(model, ctx.task, ctx.dev, ctx.spec, pad_id, ctx.device)
+            meter.train_seconds += time.perf_counter() - epoch_started
+            tokens, positions = padded_size(lengths, batches)
+            meter.train_tokens += tokens
+            meter.train_positions += positions
+            dev = evaluate(model, ctx.task, ctx.dev, ctx.spec, pad_id, ctx.device, meter)
             dev_score = float(dev.metrics["score"])
             outcome.history.append(
                 {"epoch": epoch, "train_loss": epoch_loss / max(1, len(batches)), "dev": dev_score}
@@ -228,7 +312,7 @@ def train_seed(ctx: RunContext, seed: int, on_step: ProgressHook | None = None) 
             )
             improved = dev_score > best_score or config.checkpoint == "last"
             if improved:
-                best_score, outcome.best_epoch, stale = dev_score, epoch, 0
+                best_score, best_dev, outcome.best_epoch, stale = dev_score, dev, epoch, 0
                 best_state = copy.deepcopy(model.state_dict()) if epoch < epochs else None
             else:
                 stale += 1
@@ -246,9 +330,12 @@ def train_seed(ctx: RunContext, seed: int, on_step: ProgressHook | None = None) 
     if best_state is not None:
         model.load_state_dict(best_state)
     outcome.train_seconds = time.perf_counter() - start
-    outcome.dev = evaluate(model, ctx.task, ctx.dev, ctx.spec, pad_id, ctx.device)
+    # the selected weights were scored on dev when they were current, and evaluation is deterministic
+    if best_dev is None:  # no epoch's score compared (nan): the last weights stand
+        best_dev = evaluate(model, ctx.task, ctx.dev, ctx.spec, pad_id, ctx.device, meter)
+    outcome.dev = best_dev
     if ctx.test is not None:
-        outcome.test = evaluate(model, ctx.task, ctx.test, ctx.spec, pad_id, ctx.device)
+        outcome.test = evaluate(model, ctx.task, ctx.test, ctx.spec, pad_id, ctx.device, meter)
     outcome.model = model
     dev_score = float(outcome.dev.metrics["score"])
     if not dev_score > ctx.trivial_dev_score + 1e-9:
@@ -269,19 +356,30 @@ def _optimizer_step(
     pad_id: int,
     max_grad_norm: float,
     optimizer: torch.optim.Optimizer,
+    units_per_step: float | None = None,
 ) -> float:
-    """One optimizer step over a batch, in micro-batches when gradient accumulation is on."""
+    """One optimizer step over a batch, in micro-batches of `micro_batch` examples.
+
+    The loss is the sum over the batch's loss units divided by `units_per_step` (default: the batch's own
+    count, i.e. the mean), so micro-batches add up to exactly the whole batch's gradient.
+    """
     features = ctx.train.features.features
     head = ctx.task.head
+    if units_per_step is None:
+        units_per_step = max(1, sum(loss_units([features[i] for i in indices], head)))
     chunks = [indices[i : i + micro_batch] for i in range(0, len(indices), micro_batch)]
     total = 0.0
+    config = ctx.config
     for _, batch in iterate(features, chunks, pad_id, head):
-        labels = batch["labels"].to(ctx.device)
-        logits = model(**model_inputs(batch, ctx.device)).logits
-        loss = compute_loss(head, logits, labels)
-        weight = labels.shape[0] / len(indices)
-        (loss * weight).backward()
-        total += loss.item() * weight
+        rows, length = batch_dimensions(batch)
+        with out_of_memory_guard(
+            rows, length, batch_size=config.batch_size, accumulation=config.gradient_accumulation
+        ):
+            labels = batch["labels"].to(ctx.device)
+            logits = model(**model_inputs(batch, ctx.device)).logits
+            loss = compute_loss(head, logits, labels, reduction="sum") / units_per_step
+            loss.backward()
+        total += loss.item()
     if math.isfinite(total):
         params = [p for group in optimizer.param_groups for p in group["params"]]
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)

@@ -80,6 +80,9 @@ def train(
     ] = None,
     limit_train: Annotated[int | None, typer.Option(help="use only the first N training examples")] = None,
     pooling: Annotated[str | None, typer.Option(help="cls (BLURB) or mean, for sequence-level heads")] = None,
+    pair_encoding: Annotated[
+        str | None, typer.Option(help="similarity: cross (BLURB) or siamese (cosine of mean-pooled embeddings)")
+    ] = None,
     checkpoint: Annotated[str | None, typer.Option(help="best (dev) or last epoch")] = None,
     gradient_accumulation: Annotated[int | None, typer.Option()] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda")] = None,
@@ -117,6 +120,7 @@ def train(
         "patience": patience,
         "limit_train": limit_train,
         "pooling": pooling,
+        "pair_encoding": pair_encoding,
         "checkpoint": checkpoint,
         "gradient_accumulation": gradient_accumulation,
         "device": device,

@@ -17,6 +17,7 @@ from typing import Any
 
 from biotune.config import dump_yaml
 from biotune.errors import ConfigError
+from biotune.safety import safe_child
 from biotune.study.grid import RunSpec, expand_grid, setting_text
 from biotune.study.records import RunOutcome, RunRecord, RunStatus
 from biotune.study.runners import RunCallbacks, Runner, RunTask, make_runner, worker_name
@@ -123,8 +124,11 @@ def run_study(
         if resume:
             _check_same_study(store, runs, study_dir)
         else:
-            for folder in store.delete_all():
-                shutil.rmtree(study_dir / folder, ignore_errors=True)
+            # a copied or edited store is untrusted: refuse a folder outside the study before deleting any
+            folders = [safe_child(study_dir, r.run_dir, "run folder in the store") for r in store.runs()]
+            store.delete_all()
+            for folder in folders:
+                shutil.rmtree(folder, ignore_errors=True)
         dump_yaml(study, study_dir / STUDY_COPY)
         store.set_meta("study_file", str(study_file.resolve()))
         store.add_runs(runs)
@@ -135,7 +139,12 @@ def run_study(
         result = StudyResult(study_dir=study_dir, total=len(runs), warnings=warnings)
         progress.planned(len(runs), len(queued), warnings)
         tasks = [
-            RunTask(r.run_id, portable(r.config), str((study_dir / r.run_dir).resolve()), describe(r))
+            RunTask(
+                r.run_id,
+                portable(r.config),
+                str(safe_child(study_dir, r.run_dir, "run folder in the store").resolve()),
+                describe(r),
+            )
             for r in queued
         ]
         if tasks:  # nothing left: do not start a Ray cluster for it
