@@ -17,3 +17,11 @@ app.add_typer(data_app, name="data")
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def quiet_transformers() -> None:
+    """Per-load progress bars and "newly initialized head" reports would bury the command's own output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()

@@ -10,18 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
-from biotune.cli.app import app, err_console
+from biotune.cli.app import app, err_console, quiet_transformers
 from biotune.errors import ConfigError
 
 LARGE_INPUT = 200  # inputs: from here on a progress bar (on stderr) is worth its line
-
-
-def _quiet_transformers() -> None:
-    """Loading reports and progress bars from transformers would mix into the output."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
 
 
 @contextmanager
@@ -72,7 +64,7 @@ def predict(
     if (text is None) == (input_file is None):
         raise ConfigError('give exactly one of --text "..." or --input FILE')
     items = [InputItem(text, "--text")] if text is not None else read_inputs(input_file, input_format)
-    _quiet_transformers()
+    quiet_transformers()
     predictor = load(path, seed=seed, device=device, batch_size=batch_size)
     if threshold is not None and predictor.task_type != "multilabel":
         raise ConfigError(f"--threshold applies to multi-label models; this one is {predictor.task_type}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from biotune.cli.app import app, console, err_console
+from biotune.cli.app import app, console, err_console, quiet_transformers
 from biotune.report import ReportFiles, write_report
 from biotune.report.build import mean_std
 from biotune.report.tables import CellSummary
@@ -116,9 +116,7 @@ def study(
     num_cpus: float = typer.Option(1.0, "--num-cpus", help="CPUs each Ray task asks for"),
 ) -> None:
     """Run every run of a study grid (resumable), then write its report."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # one line per run is the progress; per-load bars would bury it
+    quiet_transformers()  # one line per run is the progress
     folder = output if output is not None else default_output(study_file)
     result = run_study(
         study_file,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from biotune.cli.app import app, console
+from biotune.cli.app import app, console, quiet_transformers
 from biotune.config import load_train_config, parse_seeds
 from biotune.errors import ConfigError
 
@@ -81,7 +81,7 @@ def train(
     limit_train: Annotated[int | None, typer.Option(help="use only the first N training examples")] = None,
     pooling: Annotated[str | None, typer.Option(help="cls (BLURB) or mean, for sequence-level heads")] = None,
     pair_encoding: Annotated[
-        str | None, typer.Option(help="similarity: cross (BLURB) or siamese (cosine of mean-pooled embeddings)")
+        str | None, typer.Option(help="similarity: cross (BLURB) or siamese (cosine of mean embeddings)")
     ] = None,
     checkpoint: Annotated[str | None, typer.Option(help="best (dev) or last epoch")] = None,
     gradient_accumulation: Annotated[int | None, typer.Option()] = None,
@@ -135,6 +135,7 @@ def train(
         "trust_remote_code": trust_remote_code or None,
     }
     cfg = load_train_config(config, overrides)
+    quiet_transformers()
     out = cfg.output or Path("runs") / (cfg.dataset or (cfg.train_file.stem if cfg.train_file else "run"))
     results = run_training(cfg, out, progress=True)
     print_results(results)
