@@ -20,7 +20,14 @@ from biotune.errors import ConfigError
 from biotune.safety import safe_child
 from biotune.study.grid import RunSpec, expand_grid, setting_text
 from biotune.study.records import RunOutcome, RunRecord, RunStatus
-from biotune.study.runners import RunCallbacks, Runner, RunTask, make_runner, worker_name
+from biotune.study.runners import (
+    RunCallbacks,
+    Runner,
+    RunTask,
+    disk_full_stops,
+    make_runner,
+    worker_name,
+)
 from biotune.study.spec import StudyConfig, load_study
 from biotune.study.store import StudyStore
 from biotune.study.validate import check_runs
@@ -120,7 +127,8 @@ def run_study(
     study_dir = Path(output) if output is not None else default_output(study_file)
     chosen = make_runner(runner) if isinstance(runner, str) else runner
     progress = progress or StudyProgress()
-    with study_lock(study_dir), StudyStore(study_dir) as store:
+    # a full disk outside a run (the study copy, the lock file) stops the study with one clear message
+    with disk_full_stops(study_dir), study_lock(study_dir), StudyStore(study_dir) as store:
         if resume:
             _check_same_study(store, runs, study_dir)
         else:
@@ -148,13 +156,33 @@ def run_study(
             for r in queued
         ]
         if tasks:  # nothing left: do not start a Ray cluster for it
-            chosen.run(tasks, _callbacks(store, progress, result, chosen))
+            chosen.run(tasks, _callbacks(store, progress, result, chosen, study_dir, study.keep_models))
         result.counts = store.counts()
     return result
 
 
+def prune_models(store: StudyStore, study_dir: Path, model: str, dataset: str) -> None:
+    """Keep the saved model of the best-dev finished run of this model x dataset; delete the others'.
+
+    The best only ever gets better as runs finish, so a model deleted here is never needed again; a model
+    saved per run would otherwise take the encoder's size times the number of runs.
+    """
+    finished = [r for r in store.runs() if r.finished and r.model == model and r.dataset == dataset]
+    scored = [r for r in finished if r.status == RunStatus.DONE and r.dev_score is not None]
+    best = max(scored, key=lambda r: r.dev_score or 0.0).run_id if scored else None
+    for record in finished:
+        if record.run_id != best:
+            for folder in safe_child(study_dir, record.run_dir, "run folder in the store").glob("seed-*/model"):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
 def _callbacks(
-    store: StudyStore, progress: StudyProgress, result: StudyResult, runner: Runner
+    store: StudyStore,
+    progress: StudyProgress,
+    result: StudyResult,
+    runner: Runner,
+    study_dir: Path,
+    keep_models: str,
 ) -> RunCallbacks:
     worker = worker_name() if runner.name == "local" else f"{runner.name} (driver {worker_name()})"
 
@@ -165,7 +193,10 @@ def _callbacks(
     def finished(task: RunTask, outcome: RunOutcome) -> None:
         store.finish(outcome)
         result.ran.append(task.run_id)
-        progress.run_finished(store.get(task.run_id))
+        record = store.get(task.run_id)
+        if keep_models == "best":
+            prune_models(store, study_dir, record.model, record.dataset)
+        progress.run_finished(record)
 
     def interrupted(task: RunTask) -> None:
         store.requeue(task.run_id)

@@ -1,11 +1,14 @@
 """Runners execute a study's runs: `local` (this process, one after another) or `ray` (one Ray task each).
 
 A worker only writes its run folder and returns a `RunOutcome`; the driver writes the store through
-the callbacks, so Ray workers on other machines never touch SQLite.
+the callbacks, so Ray workers on other machines never touch SQLite. A full disk is not a run's result:
+it stops the study (`DiskFullError`) and the run goes back to the queue for the resume.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
@@ -13,7 +16,7 @@ import socket
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +25,7 @@ from biotune.errors import BiotuneError, ConfigError
 from biotune.study.records import RunOutcome, RunStatus
 
 ERROR_FILE = "error.txt"
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 # resolved options kept in the store beside each result, so the report can show registry defaults
 RESOLVED_KEYS = (
     "learning_rate",
@@ -49,6 +53,40 @@ class RunCallbacks:
     started: Callable[[RunTask], None]
     finished: Callable[[RunTask, RunOutcome], None]
     interrupted: Callable[[RunTask], None]
+
+
+class DiskFullError(BiotuneError):
+    """The disk filled up: every later run would fail too, so the study stops instead of recording them."""
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, is the disk (or the user's quota) running out."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def disk_full_error(where: str | Path, exc: BaseException) -> DiskFullError:
+    return DiskFullError(
+        f"{where}: the disk is full ({exc}); free some space and run the same command again: "
+        "every finished run is kept and the runs left start over"
+    )
+
+
+@contextlib.contextmanager
+def disk_full_stops(where: str | Path) -> Iterator[None]:
+    """An OSError for a full disk inside becomes one clear `DiskFullError`; other errors pass as they are."""
+    try:
+        yield
+    except OSError as exc:
+        if disk_full(exc):
+            raise disk_full_error(where, exc) from exc
+        raise
 
 
 class Runner(Protocol):
@@ -98,21 +136,26 @@ def outcome_from_results(run_id: str, results: dict[str, Any], started_at: float
 
 
 def execute_run(task: RunTask) -> RunOutcome:
-    """Train one run into its folder; anything it raises becomes a failed, crashed outcome."""
+    """Train one run into its folder; anything it raises becomes a failed, crashed outcome.
+
+    Except a full disk: that raises `DiskFullError`, so the run is not recorded as a result.
+    """
     from biotune.config import TrainConfig
     from biotune.runs import run_training
 
     started_at = time.time()
     run_dir = Path(task.run_dir)
-    if run_dir.exists():  # left by an interrupted attempt: start clean
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
     try:
+        if run_dir.exists():  # left by an interrupted attempt: start clean
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
         config = TrainConfig.model_validate(task.config)
         results = run_training(config, run_dir, progress=False)
         return outcome_from_results(task.run_id, results, started_at)
     except Exception as exc:  # a bug or bad data in one run must not stop the study
-        (run_dir / ERROR_FILE).write_text(traceback.format_exc(), encoding="utf-8")
+        if disk_full(exc):
+            raise disk_full_error(run_dir, exc) from exc
+        _write_traceback(run_dir)
         message = str(exc) if isinstance(exc, BiotuneError) else f"{type(exc).__name__}: {exc}"
         return RunOutcome(
             task.run_id,
@@ -125,6 +168,11 @@ def execute_run(task: RunTask) -> RunOutcome:
             started_at=started_at,
             ended_at=time.time(),
         )
+
+
+def _write_traceback(run_dir: Path) -> None:
+    with contextlib.suppress(OSError):  # the folder itself is the problem: the store still gets the message
+        (run_dir / ERROR_FILE).write_text(traceback.format_exc(), encoding="utf-8")
 
 
 def worker_name() -> str:
@@ -223,8 +271,10 @@ class RayRunner:
                     in_flight[remote.remote(task)] = task
                 ready, _ = ray.wait(list(in_flight), num_returns=1)
                 for ref in ready:
-                    task = in_flight.pop(ref)
-                    callbacks.finished(task, self._collect(ray, ref, task))
+                    task = in_flight[ref]
+                    outcome = self._collect(ray, ref, task)  # a full disk raises: the task is requeued
+                    del in_flight[ref]
+                    callbacks.finished(task, outcome)
         except BaseException:
             for ref, task in in_flight.items():
                 ray.cancel(ref, force=True)
@@ -239,6 +289,9 @@ class RayRunner:
         try:
             return ray.get(ref)
         except Exception as exc:  # the worker process died (out of memory, node lost): the run failed
+            cause = getattr(exc, "cause", None)  # what the task raised, when it raised
+            if isinstance(cause, DiskFullError):
+                raise cause from None
             return RunOutcome(
                 task.run_id,
                 RunStatus.FAILED,

@@ -7,7 +7,7 @@ sets dataset, model, seeds and techniques, so those keys may not appear there.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -65,6 +65,11 @@ class StudyConfig(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], description="a count or a list")
     hyperparameters: HyperparameterGrid = Field(default_factory=HyperparameterGrid)
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig options shared by every run")
+    keep_models: Literal["best", "all"] = Field(
+        "best",
+        description="best: keep only the saved model of the best-dev run per model x dataset (one to export "
+        "or predict with); all: keep every run's model. `train: {save_model: false}` keeps none",
+    )
 
     @field_validator("models", "datasets")
     @classmethod

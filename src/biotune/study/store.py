@@ -3,7 +3,9 @@
 Every state change is its own committed transaction and the journal is a write-ahead log, so a
 process killed at any moment (kill -9) leaves every finished result and a consistent file behind;
 readers (the report, a second terminal) see the last committed state without blocking the writer.
-Every statement takes its values as parameters, never by string formatting.
+Every statement takes its values as parameters, never by string formatting. A store that cannot be
+used (damaged, locked by another process, on a full disk) is one `StoreError` naming the file and
+saying what to do, never a bare sqlite3 traceback.
 """
 
 from __future__ import annotations
@@ -67,6 +69,40 @@ class StoreStateError(BiotuneError):
     """A state change that the run's current status does not allow (e.g. finishing a run never started)."""
 
 
+class StoreError(BiotuneError):
+    """The store file cannot be used: damaged, locked by another process, or on a full disk."""
+
+
+def store_error(path: Path, exc: sqlite3.Error) -> StoreError | None:
+    """The user's side of a SQLite failure, or None for one that is a bug here (kept as it is)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "Could not decode" in str(exc):
+        return damaged_store(path, str(exc))
+    if name.startswith("SQLITE_FULL"):
+        return StoreError(
+            f"{path}: the disk is full ({exc}); free some space and run the same command again: "
+            "every finished run is kept"
+        )
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StoreError(
+            f"{path}: another process holds a lock on the study store ({exc}, after waiting "
+            f"{BUSY_TIMEOUT_MS / 1000:g} s); let it finish or stop it, then run the same command again"
+        )
+    if name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN")):
+        return StoreError(
+            f"{path}: cannot read or write the study store ({exc}); check the disk and permissions"
+        )
+    return None
+
+
+def damaged_store(path: Path, detail: str) -> StoreError:
+    return StoreError(
+        f"{path}: the study store is damaged ({detail}); nothing was changed. Restore it from a backup, "
+        f"or move it (with any {STORE_FILE}-wal/-shm beside it) out of the folder to start the study over, "
+        "or use another --output folder"
+    )
+
+
 def run_dir_of(run_id: str) -> str:
     """Run folders are relative to the study folder, so the folder can be moved or copied whole."""
     return f"runs/{run_id}"
@@ -79,20 +115,45 @@ class StudyStore:
         self.study_dir = Path(study_dir)
         self.path = self.study_dir / STORE_FILE
         self.read_only = read_only
-        if read_only:
-            if not self.path.is_file():
-                raise ConfigError(
-                    f"{self.study_dir}: no study here (missing {STORE_FILE}); run `biotune study` first"
-                )
-            uri = f"{self.path.resolve().as_uri()}?mode=ro"
-            self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-        else:
+        if read_only and not self.path.is_file():
+            raise ConfigError(
+                f"{self.study_dir}: no study here (missing {STORE_FILE}); run `biotune study` first"
+            )
+        if not read_only:
             self.study_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            self._check_schema()
+        self._db: sqlite3.Connection | None = None
+        try:
+            with self._sqlite_errors():
+                self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> None:
+        timeout = BUSY_TIMEOUT_MS / 1000
+        if self.read_only:
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout)
+            return
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=timeout)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        # a damaged file is refused before any run starts, not when a finished run's result is written
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise damaged_store(self.path, "; ".join(problems[:3]))
+        self._db.executescript(_SCHEMA)
+        self._check_schema()
+
+    @contextmanager
+    def _sqlite_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            problem = store_error(self.path, exc)
+            if problem is None:
+                raise
+            raise problem from exc
 
     def _check_schema(self) -> None:
         found = self.get_meta("schema_version")
@@ -105,7 +166,8 @@ class StudyStore:
             )
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
 
     def __enter__(self) -> StudyStore:
         return self
@@ -113,21 +175,30 @@ class StudyStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        assert self._db is not None, "the store is not open"
+        return self._db
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        # IMMEDIATE takes the write lock up front, so a change never fails half-way on a busy store.
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        db = self._conn
+        with self._sqlite_errors():
+            # IMMEDIATE takes the write lock up front, so a change never fails half-way on a busy store.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")  # may fail too (disk full): SQLite may then have rolled back already
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
     # --- metadata ---------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._sqlite_errors():
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
     def set_meta(self, key: str, value: str) -> None:
@@ -253,23 +324,32 @@ class StudyStore:
 
     def runs(self, status: RunStatus | None = None) -> list[RunRecord]:
         """Rows in grid order; with `status`, only those."""
-        if status is None:
-            rows = self._db.execute(f"SELECT {_COLUMNS} FROM runs ORDER BY position, run_id")
-        else:
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM runs WHERE status = ? ORDER BY position, run_id", (status.value,)
-            )
-        return [_record(row) for row in rows.fetchall()]
+        with self._sqlite_errors():
+            if status is None:
+                rows = self._conn.execute(f"SELECT {_COLUMNS} FROM runs ORDER BY position, run_id").fetchall()
+            else:
+                rows = self._conn.execute(
+                    f"SELECT {_COLUMNS} FROM runs WHERE status = ? ORDER BY position, run_id", (status.value,)
+                ).fetchall()
+        return [self._decode(row) for row in rows]
 
     def get(self, run_id: str) -> RunRecord:
-        row = self._db.execute(f"SELECT {_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        with self._sqlite_errors():
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             raise KeyError(run_id)
-        return _record(row)
+        return self._decode(row)
 
     def counts(self) -> dict[RunStatus, int]:
-        found = dict(self._db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
+        with self._sqlite_errors():
+            found = dict(self._conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
         return {status: found.get(status.value, 0) for status in RunStatus}
+
+    def _decode(self, row: tuple[Any, ...]) -> RunRecord:
+        try:
+            return _record(row)
+        except (ValueError, TypeError) as exc:  # a cell that is not the JSON or status it was written as
+            raise damaged_store(self.path, f"run {row[0]}: {exc}") from exc
 
 
 def _record(row: tuple[Any, ...]) -> RunRecord:
