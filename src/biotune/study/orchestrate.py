@@ -172,7 +172,8 @@ def prune_models(store: StudyStore, study_dir: Path, model: str, dataset: str) -
     best = max(scored, key=lambda r: r.dev_score or 0.0).run_id if scored else None
     for record in finished:
         if record.run_id != best:
-            for folder in safe_child(study_dir, record.run_dir, "run folder in the store").glob("seed-*/model"):
+            run_dir = safe_child(study_dir, record.run_dir, "run folder in the store")
+            for folder in run_dir.glob("seed-*/model"):
                 shutil.rmtree(folder, ignore_errors=True)
 
 
