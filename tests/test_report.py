@@ -208,3 +208,23 @@ def test_blurb_score_per_model_and_technique_when_every_type_is_there(tmp_path: 
 def test_report_on_a_folder_without_a_study_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no study here"):
         write_report(tmp_path)
+
+
+def test_report_shows_what_doing_nothing_scores(tmp_path: Path) -> None:
+    runs = grid(["BIOSSES"], seeds=1, learning_rates=[1e-5])
+    baseline = {
+        "trivial": {"dev": {"score": 0.0}, "test": {"score": 0.0}},
+        "zero_shot_cosine": {"dev": {"score": 73.04}, "test": {"score": 84.71}},
+    }
+    with StudyStore(tmp_path) as store:
+        store.add_runs(runs)
+        for run in runs:
+            store.mark_running(run.run_id, "test")
+            metrics = {"dev": {"score": 75.0}, "test": {"score": 86.0}, "baseline": baseline}
+            store.finish(RunOutcome(run.run_id, OK, 75.0, 86.0, metrics, None, False))
+    files = write_report(tmp_path)
+    text = files.markdown.read_text()
+    assert "Baselines: what doing nothing scores" in text
+    assert "| tiny | BIOSSES | zero-shot cosine (no training) | 73.04 | 84.71 |" in text
+    assert "| tiny | BIOSSES | trivial predictor | 0.00 | 0.00 |" in text
+    assert files.plots and matplotlib.image.imread(files.plots[0]).shape[0] > 100

@@ -195,19 +195,68 @@ def _instability(cells: list[CellSummary]) -> Section:
     return section
 
 
+def baselines(records: list[RunRecord]) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
+    """Per model x dataset: what doing nothing scores (trivial predictor; zero-shot cosine for similarity).
+
+    Read from the first finished run that recorded them; every run of a model x dataset computes the same.
+    """
+    found: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
+    for record in records:
+        key = (record.model, record.dataset)
+        recorded = record.metrics.get("baseline") or {}
+        if key in found or not recorded:
+            continue
+        found[key] = {
+            name: {split: float(m["score"]) for split, m in by_split.items() if m.get("score") is not None}
+            for name, by_split in recorded.items()
+        }
+    return found
+
+
+BASELINE_NAMES = {"trivial": "trivial predictor", "zero_shot_cosine": "zero-shot cosine (no training)"}
+
+
+def _baselines(records: list[RunRecord]) -> Section:
+    section = Section("Baselines: what doing nothing scores")
+    section.blocks.append(
+        "The trivial predictor (majority class, constant, all-O) is the failure line; for similarity the "
+        "untrained encoder's mean-pooled embeddings compared by cosine show what fine-tuning must beat."
+    )
+    rows = [
+        [model, dataset, BASELINE_NAMES.get(name, name), fmt(scores.get("dev")), fmt(scores.get("test"))]
+        for (model, dataset), by_name in baselines(records).items()
+        for name, scores in by_name.items()
+    ]
+    section.blocks.append(
+        Table(["Model", "Dataset", "Baseline", "Dev", "Test"], rows) if rows else "None yet."
+    )
+    return section
+
+
 def _seed_text(cell: CellSummary) -> str:
     return ", ".join(
         f"s{seed}: {fmt(score)}{' (failed)' if failed else ''}" for seed, score, failed in cell.seed_scores
     )
 
 
-def _per_seed(cells: list[CellSummary], study_dir: Path) -> tuple[list[Section], list[Path]]:
+def _per_seed(
+    cells: list[CellSummary], study_dir: Path, records: list[RunRecord]
+) -> tuple[list[Section], list[Path]]:
     sections: list[Section] = [Section("Per-seed test scores")]
     plots: list[Path] = []
     for dataset in dict.fromkeys(c.dataset for c in cells):
         section = Section(dataset, level=3)
         path = study_dir / plot_file_name(dataset)
-        if plot_dataset(cells, dataset, path):
+        references = {
+            model: {
+                BASELINE_NAMES.get(name, name): scores["test"]
+                for name, scores in by_name.items()
+                if "test" in scores
+            }
+            for (model, name_of_dataset), by_name in baselines(records).items()
+            if name_of_dataset == dataset
+        }
+        if plot_dataset(cells, dataset, path, references):
             plots.append(path)
             section.blocks.append(Image(path.name, f"{dataset}: per-seed test scores by technique"))
         rows = [[c.model, c.technique, _seed_text(c) or NONE] for c in cells if c.dataset == dataset]
@@ -279,8 +328,9 @@ def build_sections(
         _best(cells),
         _blurb(cells),
         _instability(cells),
+        _baselines(records),
     ]
-    seed_sections, plots = _per_seed(cells, study_dir)
+    seed_sections, plots = _per_seed(cells, study_dir, records)
     sections += seed_sections
     selection = _selection(cells)
     sections += [selection] if selection is not None else []

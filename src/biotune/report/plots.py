@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from biotune.report.tables import CellSummary
 
 JITTER = 0.08
+REFERENCE_STYLES = ("--", ":", "-.")
 
 
 def plot_file_name(dataset: str) -> str:
     return f"seeds_{re.sub(r'[^A-Za-z0-9_.-]+', '_', dataset)}.png"
 
 
-def plot_dataset(cells: Sequence[CellSummary], dataset: str, path: Path) -> bool:
-    """Write the dataset's PNG; returns False (and writes nothing) when no run has a test score yet."""
+def plot_dataset(
+    cells: Sequence[CellSummary],
+    dataset: str,
+    path: Path,
+    references: Mapping[str, Mapping[str, float]] | None = None,
+) -> bool:
+    """Write the dataset's PNG; returns False (and writes nothing) when no run has a test score yet.
+
+    references: per model, baseline name -> test score, drawn as dashed lines (what doing nothing scores).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,6 +74,10 @@ def plot_dataset(cells: Sequence[CellSummary], dataset: str, path: Path) -> bool
                 whiskerprops={"color": "0.5"},
                 capprops={"color": "0.5"},
             )
+        for (name, score), style in zip(
+            (references or {}).get(model, {}).items(), REFERENCE_STYLES, strict=False
+        ):
+            axis.axhline(score, linestyle=style, color="tab:green", linewidth=1, label=f"{name}: {score:.1f}")
         axis.set_xticks(range(1, len(techniques) + 1), techniques, rotation=20, ha="right")
         axis.set_xlim(0.4, len(techniques) + 0.6)
         axis.set_title(Path(model).name or model, fontsize=10)
