@@ -13,6 +13,7 @@ from _slices import write_slice
 from biotune.cli import app
 from biotune.config import TrainConfig, load_train_config
 from biotune.errors import ConfigError
+from biotune.evaluation import rescore_models
 from biotune.runs import run_training
 
 
@@ -167,3 +168,16 @@ def test_cli_train_with_yaml_config(shared_data: Path, tiny_bert: Path, tmp_path
     assert rescored.exit_code == 0, rescored.output
     payload = json.loads(rescored.output)
     assert payload["seeds"]["0"]["score"] == pytest.approx(results["seeds"][0]["test"]["score"])
+
+
+def test_evaluate_reruns_saved_models_to_the_same_scores(
+    shared_data: Path, tiny_bert: Path, tmp_path: Path
+) -> None:
+    config = _own_config(shared_data, tmp_path, "GAD", tiny_bert, seeds=[0, 1], save_model=True)
+    results = run_training(config, tmp_path / "run")
+    rerun = rescore_models(tmp_path / "run", "test")
+    assert rerun["source"] == "models"
+    for seed in results["seeds"]:
+        assert rerun["seeds"][str(seed["seed"])]["score"] == pytest.approx(seed["test"]["score"], abs=1e-9)
+    with pytest.raises(ConfigError, match="dev or test"):
+        rescore_models(tmp_path / "run", "train")

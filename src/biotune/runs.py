@@ -339,6 +339,8 @@ def run_training(config: TrainConfig, output_dir: Path, progress: bool = False) 
         results: dict[str, Any] = {
             "dataset": ctx.spec.name,
             "task_type": ctx.task.task_type,
+            "labels": list(ctx.task.labels),
+            "negative_label": getattr(ctx.spec, "negative_label", None),
             "model": resolved.model,
             "techniques": list(resolved.techniques),
             "technique_label": ctx.plan.label,
@@ -419,29 +421,3 @@ class _progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.__exit__(*exc)
-
-
-def rescore(run_dir: Path, split: str = "test") -> dict[str, Any]:
-    """Re-score the saved predictions of every seed of a run folder (no model needed)."""
-    from biotune import metrics
-    from biotune.data.registry import get_spec
-
-    results_path = Path(run_dir) / "results.json"
-    if not results_path.is_file():
-        raise ConfigError(f"{run_dir}: not a run folder (no results.json)")
-    results = json.loads(results_path.read_text(encoding="utf-8"))
-    spec = get_spec(results["dataset"]) if results["config"].get("dataset") else None
-    scores: dict[str, Any] = {}
-    for seed in results["seeds"]:
-        path = Path(run_dir) / f"seed-{seed['seed']}" / f"predictions_{split}.jsonl"
-        if not path.is_file():
-            continue
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        gold = [_units(row["gold"], results["task_type"]) for row in rows]
-        pred = [_units(row["pred"], results["task_type"]) for row in rows]
-        scores[str(seed["seed"])] = metrics.compute(spec or results["task_type"], gold, pred)
-    return {"dataset": results["dataset"], "split": split, "seeds": scores}
-
-
-def _units(value: Any, task_type: str) -> Any:
-    return frozenset(value) if task_type == "multilabel" else value

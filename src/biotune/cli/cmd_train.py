@@ -11,7 +11,6 @@ from rich.table import Table
 
 from biotune.cli.app import app, console, quiet_transformers
 from biotune.config import load_train_config, parse_seeds
-from biotune.errors import ConfigError
 
 
 def _fmt(value: float | None) -> str:
@@ -146,18 +145,23 @@ def train(
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="a run folder written by `biotune train`")],
     split: Annotated[str, typer.Option(help="dev or test")] = "test",
+    with_model: Annotated[
+        bool,
+        typer.Option(
+            "--model/--predictions", help="re-run the saved models instead of re-scoring predictions"
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Re-score a run's saved predictions with the BLURB metric."""
-    from biotune.runs import rescore
+    """Score a run again: its saved predictions (default) or its saved models on the split's data."""
+    from biotune.evaluation import rescore_models, rescore_predictions
 
-    if split not in ("dev", "test"):
-        raise ConfigError(f"--split must be dev or test, got {split!r}")
-    scores = rescore(run_dir, split)
+    quiet_transformers()
+    scores = rescore_models(run_dir, split) if with_model else rescore_predictions(run_dir, split)
     if as_json:
         console.print_json(json.dumps(scores))
         return
-    table = Table(title=f"{scores['dataset']} {split}")
+    table = Table(title=f"{scores['dataset']} {split} (from saved {scores['source']})")
     table.add_column("seed")
     table.add_column("score")
     for seed, metrics in scores["seeds"].items():

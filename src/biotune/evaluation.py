@@ -1,0 +1,101 @@
+"""`biotune evaluate`: score a finished run again, from its saved predictions or by re-running its models.
+
+Re-scoring predictions checks the metric (and lets a metric fix reach old runs); re-running the saved
+models checks that what was saved is what was measured.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from biotune import metrics
+from biotune.data.loading import DatasetSplits, load_dataset, load_own_files
+from biotune.data.paths import resolve_data_dir
+from biotune.errors import ConfigError
+
+SPLITS = ("dev", "test")
+
+
+def read_results(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / "results.json"
+    if not path.is_file():
+        raise ConfigError(
+            f"{run_dir}: not a run folder (no results.json); give a folder written by `biotune train`"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _units(value: Any, task_type: str) -> Any:
+    return frozenset(value) if task_type == "multilabel" else value
+
+
+def _score(results: dict[str, Any], gold: list[Any], predicted: list[Any]) -> dict[str, Any]:
+    if results["config"].get("dataset"):
+        return metrics.compute(results["dataset"], gold, predicted)
+    return metrics.compute_for_task(results["task_type"], gold, predicted, results.get("negative_label"))
+
+
+def rescore_predictions(run_dir: Path, split: str = "test") -> dict[str, Any]:
+    """Every seed's saved `predictions_<split>.jsonl` scored again with the BLURB metric."""
+    if split not in SPLITS:
+        raise ConfigError(f"split must be dev or test, got {split!r}")
+    results = read_results(run_dir)
+    task_type = results["task_type"]
+    scores: dict[str, Any] = {}
+    for seed in results["seeds"]:
+        path = Path(run_dir) / f"seed-{seed['seed']}" / f"predictions_{split}.jsonl"
+        if not path.is_file():
+            continue
+        # split on "\n" only: predictions are written with ensure_ascii=False, and ids may hold U+2028
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+        gold = [_units(row["gold"], task_type) for row in rows]
+        predicted = [_units(row["pred"], task_type) for row in rows]
+        scores[str(seed["seed"])] = _score(results, gold, predicted)
+    return {"dataset": results["dataset"], "split": split, "source": "predictions", "seeds": scores}
+
+
+def _splits_of(results: dict[str, Any]) -> DatasetSplits:
+    config = results["config"]
+    if config.get("dataset"):
+        return load_dataset(config["dataset"], resolve_data_dir(config.get("data_dir")))
+    return load_own_files(
+        results["task_type"],
+        Path(config["train_file"]),
+        Path(config["dev_file"]),
+        Path(config["test_file"]) if config.get("test_file") else None,
+        negative_label=config.get("negative_label"),
+    )
+
+
+def rescore_models(run_dir: Path, split: str = "test") -> dict[str, Any]:
+    """Every seed's saved model run again on the split's data and scored."""
+    from biotune.models import load_saved_model
+    from biotune.runs import pick_device
+    from biotune.tasks import TaskOptions, get_task
+    from biotune.training import predict_outputs
+
+    if split not in SPLITS:
+        raise ConfigError(f"split must be dev or test, got {split!r}")
+    results = read_results(run_dir)
+    examples = getattr(_splits_of(results), split)
+    if not examples:
+        raise ConfigError(f"{run_dir}: the run has no {split} data to evaluate on")
+    device = pick_device(results["config"].get("device", "auto"))
+    scores: dict[str, Any] = {}
+    for seed in results["seeds"]:
+        folder = Path(run_dir) / f"seed-{seed['seed']}" / "model"
+        if not folder.is_dir():
+            continue
+        model, tokenizer, card = load_saved_model(folder)
+        options = TaskOptions(pair_encoding=card.get("pair_encoding") or "cross")
+        task = get_task(card["task_type"], card["labels"], card.get("negative_label"), options)
+        features = task.featurize(examples, tokenizer, int(card["max_length"]))
+        outputs = predict_outputs(model.to(device), features, task.head, tokenizer.pad_token_id or 0, device)
+        scores[str(seed["seed"])] = _score(
+            results, task.gold(examples), task.decode(examples, features, outputs)
+        )
+    if not scores:
+        raise ConfigError(f"{run_dir}: no saved model in any seed folder (the run used --no-save-model)")
+    return {"dataset": results["dataset"], "split": split, "source": "models", "seeds": scores}
