@@ -7,6 +7,7 @@ exactly as a user's would apart from that one patch. Nothing here is imported by
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -15,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,11 @@ POLL_S = 0.02
 _HAND_OVER_TO_CLI = "\nimport sys\nsys.argv[0] = 'biotune'\nfrom biotune.cli import main\nmain()\n"
 
 
+# The tiny model gains nothing from a second thread, and on a shared machine two threads wait on each other
+# (runs ten times slower); in-process runs compared with these must use one thread as well (`one_thread`).
+THREADS = 1
+
+
 def child_env() -> dict[str, str]:
     return {
         **os.environ,
@@ -38,7 +45,22 @@ def child_env() -> dict[str, str]:
         "HF_DATASETS_OFFLINE": "1",
         "TRANSFORMERS_VERBOSITY": "error",
         "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": str(THREADS),
+        "MKL_NUM_THREADS": str(THREADS),
     }
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """This process trains with the children's thread count, so its scores match theirs to 1e-6."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def study_command(study_file: Path, output: Path, *options: str) -> list[str]:

@@ -15,6 +15,7 @@ from biotune.study import StudyProgress, default_output, make_runner, run_study
 from biotune.study.grid import HYPERPARAMETER_LABELS
 from biotune.study.orchestrate import describe
 from biotune.study.records import RunRecord, RunStatus
+from biotune.study.runners import disk_full_stops
 
 
 class ConsoleProgress(StudyProgress):
@@ -131,10 +132,14 @@ def study(
         f"{result.total} runs: {counts[RunStatus.DONE]} done, {counts[RunStatus.FAILED]} failed",
         highlight=False,
     )
-    _print_report(write_report(result.study_dir))
+    with disk_full_stops(result.study_dir):
+        files = write_report(result.study_dir)
+    _print_report(files)
 
 
 @app.command("report")
 def report(study_dir: Path = typer.Argument(..., help="a study folder (holds study.sqlite)")) -> None:
     """Write report.md, report.html and per-dataset plots; safe to run while the study is going on."""
-    _print_report(write_report(study_dir))
+    with disk_full_stops(study_dir):
+        files = write_report(study_dir)
+    _print_report(files)
