@@ -17,7 +17,7 @@ Figures per system: wall time of a whole run (tokenization, model loading, train
 (non-padding) tokens per second in training and in evaluation, the share of computed positions that are
 padding, dev F1. Model FLOPs utilization: 6 x non-embedding parameters x real tokens, plus attention
 (12 x layers x hidden x length^2 per sequence), per second of training, over the dense fp32 matmul rate
-measured just before that run. The last line is machine-readable:
+measured just before and just after that run. The last line is machine-readable:
 
   train_speedup=<x vs A> train_speedup_b=<x vs B> eval_speedup=<x vs A> f1_delta=<biotune - A> mfu=<m>
 
@@ -126,7 +126,7 @@ class RunResult:
 # --- the machine and the model -------------------------------------------------------------------------
 
 
-def matmul_flops_per_second(size: int = 2048, seconds: float = 1.5) -> float:
+def matmul_flops_per_second(size: int = 2048, seconds: float = 3.0) -> float:
     """Dense fp32 matmul rate with torch's current threads: the denominator of the FLOPs utilization."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     a @ b  # warm-up: first-call allocation and thread start-up
@@ -489,11 +489,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: list[RunResult] = []
     for repeat in range(args.repeats):
         for system in (s for s in order_for(repeat) if s in chosen):
-            rate = matmul_flops_per_second()
+            before = matmul_flops_per_second()
             if system == "biotune":
                 result = run_biotune(settings, repeat, shape)
             else:
                 result = run_trainer(system, settings, repeat, train, dev)
+            # the machine's rate around the run: other processes' load comes and goes
+            rate = (before + matmul_flops_per_second()) / 2
             result.matmul_flops = rate
             results.append(result)
             print(

@@ -217,6 +217,29 @@ def test_token_micro_batches_give_exactly_the_whole_batch_gradient(ner_context, 
     torch.testing.assert_close(update(micro_batch, units / 2), 2 * whole, rtol=1e-5, atol=1e-6)
 
 
+def test_trained_rows_accumulate_sparse_gradients_over_micro_batches(ner_context) -> None:  # noqa: ANN001
+    ctx = ner_context
+    pad_id = ctx.tokenizer.pad_token_id or 0
+    indices = list(range(10))
+
+    def update(micro: int) -> dict[str, torch.Tensor]:
+        model, _ = build_seed_model(ctx, seed=0)
+        model.train()
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "weight_decay": 0.0}]
+        rows = TrainedRows.attach(model, groups, ctx.train.features.features, pad_id)
+        assert rows is not None
+        before = {name: p.detach().clone() for name, p in model.named_parameters()}
+        _optimizer_step(model, ctx, indices, micro, pad_id, 1e12, torch.optim.SGD(groups, lr=1.0), None, rows)
+        rows.release()
+        return {name: before[name] - p.detach() for name, p in model.named_parameters()}
+
+    whole, accumulated = update(len(indices)), update(4)
+    word_embeddings = next(name for name in whole if "word_embeddings" in name)
+    assert whole[word_embeddings].abs().max() > 1e-4  # moved, through the compact rows
+    for name, change in whole.items():
+        torch.testing.assert_close(accumulated[name], change, rtol=1e-5, atol=1e-6)
+
+
 def test_seed_reports_its_throughput_and_reuses_an_exact_dev_evaluation(ner_context) -> None:  # noqa: ANN001
     ctx = ner_context
     outcome = train_seed(ctx, seed=0)
