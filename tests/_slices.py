@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+from biotune.config import TrainConfig
 
 # dataset folder -> (task type, file per split)
 LAYOUT: dict[str, tuple[str, dict[str, str]]] = {
@@ -88,3 +91,23 @@ def write_slice(shared_data: Path, dataset: str, folder: Path, n: int) -> tuple[
         target.write_text(sliced, encoding="utf-8")
         paths[split] = target
     return task_type, paths
+
+
+def slice_config(
+    shared_data: Path, folder: Path, dataset: str, model: Path, n: int, **extra: Any
+) -> TrainConfig:
+    """A quick own-files run on a slice: one seed, one epoch, short inputs, a high learning rate."""
+    task_type, files = write_slice(shared_data, dataset, folder / "data", n)
+    values: dict[str, Any] = {
+        "train_file": files["train"],
+        "dev_file": files["dev"],
+        "test_file": files["test"],
+        "task_type": task_type,
+        "model": str(model),
+        "seeds": [0],
+        "epochs": 1,
+        "batch_size": 8,
+        "max_length": 64,
+        "learning_rate": 1e-4,
+    }
+    return TrainConfig(**{**values, **extra})

@@ -13,30 +13,16 @@ import pytest
 from scipy.special import softmax
 from typer.testing import CliRunner
 
-from _slices import write_slice
+from _slices import slice_config
 from biotune.api import load
 from biotune.cli import app
-from biotune.config import TrainConfig
 from biotune.errors import BiotuneError, ConfigError
 from biotune.export import CARD_FILE, FOLDER_PLACEHOLDER, export_model, model_card
 from biotune.runs import run_training, summarize
 
 
 def _train(shared_data: Path, tiny_bert: Path, folder: Path, dataset: str, **extra: Any) -> Path:
-    task_type, files = write_slice(shared_data, dataset, folder / "data", 16)
-    values: dict[str, Any] = {
-        "train_file": files["train"],
-        "dev_file": files["dev"],
-        "test_file": files["test"],
-        "task_type": task_type,
-        "model": str(tiny_bert),
-        "seeds": [0],
-        "epochs": 1,
-        "batch_size": 8,
-        "max_length": 64,
-        "learning_rate": 1e-4,
-    }
-    run_training(TrainConfig(**{**values, **extra}), folder / "run")
+    run_training(slice_config(shared_data, folder, dataset, tiny_bert, 16, **extra), folder / "run")
     return folder / "run"
 
 

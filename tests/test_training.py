@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from _slices import write_slice
+from _slices import slice_config
 from biotune.cli import app
 from biotune.config import TrainConfig, load_train_config
 from biotune.errors import ConfigError
@@ -20,22 +20,7 @@ from biotune.runs import run_training
 def _own_config(
     shared_data: Path, tmp_path: Path, dataset: str, tiny_bert: Path, n: int = 24, **extra: object
 ) -> TrainConfig:
-    task_type, files = write_slice(shared_data, dataset, tmp_path / "data", n)
-    values = {
-        "train_file": files["train"],
-        "dev_file": files["dev"],
-        "test_file": files["test"],
-        "task_type": task_type,
-        "model": str(tiny_bert),
-        "seeds": [0],
-        "epochs": 1,
-        "batch_size": 8,
-        "max_length": 64,
-        "learning_rate": 1e-4,
-        "save_model": False,
-    }
-    values.update(extra)
-    return TrainConfig(**values)
+    return slice_config(shared_data, tmp_path, dataset, tiny_bert, n, **{"save_model": False, **extra})
 
 
 @pytest.mark.parametrize(

@@ -198,27 +198,17 @@ def pico_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]
     flat_predicted = [tag for tags in predicted for tag in tags]
     if not flat_gold:
         raise MetricInputError("nothing to score: every sentence is empty")
-    precision, recall, f1, support = precision_recall_fscore_support(
-        flat_gold, flat_predicted, labels=list(PICO_CLASSES), average=None, zero_division=0
-    )
-    macro_f1 = float(np.mean(f1))
+    per_class = _per_class(flat_gold, flat_predicted, list(PICO_CLASSES))
+    macro = {
+        key: float(np.mean([c[key] for c in per_class.values()])) for key in ("precision", "recall", "f1")
+    }
     return {
         "metric": "macro_word_f1",
-        "score": _percent(macro_f1),
-        "precision": _percent(np.mean(precision)),
-        "recall": _percent(np.mean(recall)),
-        "f1": _percent(macro_f1),
+        "score": macro["f1"],
+        **macro,
         "n": len(gold),
         "words": len(flat_gold),
-        "per_class": {
-            label: {
-                "precision": _percent(precision[i]),
-                "recall": _percent(recall[i]),
-                "f1": _percent(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, label in enumerate(PICO_CLASSES)
-        },
+        "per_class": per_class,
         "notes": [],
     }
 
@@ -391,8 +381,11 @@ def similarity_scores(gold: Sequence[float], predicted: Sequence[float]) -> dict
     if len(gold_values) < 2:
         raise MetricInputError(f"a correlation needs at least 2 pairs, got {len(gold_values)}")
     notes: list[str] = []
-    constant = [side for side, values in (("predicted", predicted_values), ("gold", gold_values))
-                if np.ptp(values) == 0]
+    constant = [
+        side
+        for side, values in (("predicted", predicted_values), ("gold", gold_values))
+        if np.ptp(values) == 0
+    ]
     if constant:
         pearson = spearman = 0.0
         notes.append(f"{' and '.join(constant)} scores are constant: correlation is undefined, scored 0")
@@ -431,9 +424,7 @@ def compute_for_task(
         return qa_scores(gold, predicted)
     if task_type == "classification":
         return classification_scores(gold, predicted)
-    raise ConfigError(
-        f"unknown task type {task_type!r}; use one of {', '.join(TASK_TYPES)}"
-    )
+    raise ConfigError(f"unknown task type {task_type!r}; use one of {', '.join(TASK_TYPES)}")
 
 
 def resolve_dataset(dataset: Any) -> Any:
@@ -540,12 +531,20 @@ def read_scores_json(path: Path) -> dict[str, float]:
     """A JSON object mapping dataset name (or alias) to its score on the 0-100 scale."""
     data = _load_json(path)
     if not isinstance(data, dict) or not data:
-        raise DataError(path, None, "expected a non-empty JSON object of dataset: score",
-                        'write e.g. {"BC5-chem": 93.33, "GAD": 83.96}')
+        raise DataError(
+            path,
+            None,
+            "expected a non-empty JSON object of dataset: score",
+            'write e.g. {"BC5-chem": 93.33, "GAD": 83.96}',
+        )
     for key, value in data.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise DataError(path, None, f"the score of {key!r} is {value!r}, not a number",
-                            "give each dataset one number, its mean test score on the 0-100 scale")
+            raise DataError(
+                path,
+                None,
+                f"the score of {key!r} is {value!r}, not a number",
+                "give each dataset one number, its mean test score on the 0-100 scale",
+            )
     return {key: float(value) for key, value in data.items()}
 
 
@@ -556,17 +555,33 @@ def read_run_result(path: Path) -> tuple[str, float]:
     summary = data.get("summary") if isinstance(data, dict) else None
     mean = summary.get("mean") if isinstance(summary, dict) else None
     if not isinstance(dataset, str) or not dataset:
-        raise DataError(path, None, "no \"dataset\" name in this result",
-                        "only runs on a BLURB dataset count toward the BLURB score")
+        raise DataError(
+            path,
+            None,
+            'no "dataset" name in this result',
+            "only runs on a BLURB dataset count toward the BLURB score",
+        )
     if isinstance(summary, dict) and summary.get("n_ok") == 0:
-        raise DataError(path, None, f"every seed of this {dataset} run failed: it has no mean score",
-                        "rerun it (see its train.log), or leave this folder out")
+        raise DataError(
+            path,
+            None,
+            f"every seed of this {dataset} run failed: it has no mean score",
+            "rerun it (see its train.log), or leave this folder out",
+        )
     if isinstance(mean, bool) or not isinstance(mean, (int, float)) or not math.isfinite(mean):
-        raise DataError(path, None, f"\"summary\".\"mean\" is {mean!r}, not a number",
-                        "rerun or fix the run so that its summary holds the mean test score")
+        raise DataError(
+            path,
+            None,
+            f'"summary"."mean" is {mean!r}, not a number',
+            "rerun or fix the run so that its summary holds the mean test score",
+        )
     if isinstance(summary, dict) and summary.get("split", "test") != "test":
-        raise DataError(path, None, f"this {dataset} run's summary is on {summary['split']!r}, not test",
-                        "BLURB scores the test split: rerun with the test file")
+        raise DataError(
+            path,
+            None,
+            f"this {dataset} run's summary is on {summary['split']!r}, not test",
+            "BLURB scores the test split: rerun with the test file",
+        )
     return dataset, float(mean)
 
 
@@ -605,8 +620,12 @@ def read_scores(paths: Sequence[Path]) -> dict[str, float]:
             try:
                 name = resolve_dataset(dataset).name
             except ConfigError as exc:
-                raise DataError(result_path, None, f"a run on {dataset!r}: {exc}",
-                                "only runs on the 13 BLURB datasets count toward the BLURB score") from exc
+                raise DataError(
+                    result_path,
+                    None,
+                    f"a run on {dataset!r}: {exc}",
+                    "only runs on the 13 BLURB datasets count toward the BLURB score",
+                ) from exc
             if name in found:
                 raise ConfigError(
                     f"{name} has two results, {found[name][1]} and {result_path}; "
