@@ -7,16 +7,44 @@ dataset registry (Gu et al. protocol) by `biotune.runs.resolve_config` before an
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from biotune.errors import ConfigError
 
 TaskType = Literal["ner", "pico", "re", "similarity", "classification", "multilabel", "qa"]
 TASK_TYPES: tuple[str, ...] = ("ner", "pico", "re", "similarity", "classification", "multilabel", "qa")
 DEFAULT_MODEL = "minilm-l6"
+
+
+def _seed_count(value: Any) -> Any:
+    """`seeds: 3` means seeds 0, 1, 2."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"a seed count must be at least 1, got {value}")
+        return list(range(value))
+    return value
+
+
+def _distinct_seeds(seeds: list[int]) -> list[int]:
+    if not seeds:
+        raise ValueError("give at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    return seeds
+
+
+Seeds = Annotated[list[int], BeforeValidator(_seed_count), AfterValidator(_distinct_seeds)]
 
 
 class TrainConfig(BaseModel):
@@ -34,7 +62,7 @@ class TrainConfig(BaseModel):
         None, description="own relation-extraction files: the no-relation label"
     )
     model: str = Field(DEFAULT_MODEL, description="hub name, local folder, or alias minilm-l6")
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])
+    seeds: Seeds = Field(default_factory=lambda: [0, 1, 2])
     techniques: list[str] = Field(default_factory=list, description="e.g. freeze:4, llrd:0.9, reinit:1")
     learning_rate: float | None = Field(None, gt=0)
     batch_size: int | None = Field(None, ge=1)
@@ -60,32 +88,13 @@ class TrainConfig(BaseModel):
     )
     output: Path | None = None
 
-    @field_validator("seeds", mode="before")
-    @classmethod
-    def _seeds_count(cls, seeds: Any) -> Any:
-        if isinstance(seeds, int) and not isinstance(seeds, bool):
-            if seeds < 1:
-                raise ValueError("a seed count must be at least 1")
-            return list(range(seeds))
-        return seeds
-
-    @field_validator("seeds")
-    @classmethod
-    def _seeds_unique(cls, seeds: list[int]) -> list[int]:
-        if not seeds:
-            raise ValueError("give at least one seed")
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be distinct, got {seeds}")
-        return seeds
-
     @field_validator("techniques")
     @classmethod
     def _techniques_parse(cls, techniques: list[str]) -> list[str]:
         from biotune.techniques import parse_techniques
 
-        return parse_techniques(
-            techniques
-        ).as_list()  # canonical order and case; raises ValueError with the fix
+        # canonical order and case; raises ValueError with the fix
+        return parse_techniques(techniques).as_list()
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from biotune.config import TrainConfig, build_config, read_yaml
+from biotune.config import Seeds, TrainConfig, build_config, read_yaml
 
 STANDARD = "standard"
 GRID_KEYS = ("dataset", "model", "seeds", "techniques", "output")
@@ -62,7 +62,7 @@ class StudyConfig(BaseModel):
         default_factory=lambda: {STANDARD: []},
         description="label -> --technique values; or a list where each string names itself",
     )
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], description="a count or a list")
+    seeds: Seeds = Field(default_factory=lambda: [0, 1, 2], description="a count or a list")
     hyperparameters: HyperparameterGrid = Field(default_factory=HyperparameterGrid)
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig options shared by every run")
     keep_models: Literal["best", "all"] = Field(
@@ -99,24 +99,6 @@ class StudyConfig(BaseModel):
             if not label.strip():
                 raise ValueError("a technique name may not be empty")
         return techniques
-
-    @field_validator("seeds", mode="before")
-    @classmethod
-    def _seed_count(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            if value < 1:
-                raise ValueError(f"a seed count must be at least 1, got {value}")
-            return list(range(value))
-        return value
-
-    @field_validator("seeds")
-    @classmethod
-    def _seeds_distinct(cls, seeds: list[int]) -> list[int]:
-        if not seeds:
-            raise ValueError("give at least one seed")
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be distinct, got {seeds}")
-        return seeds
 
     @model_validator(mode="after")
     def _train_keys(self) -> StudyConfig:
