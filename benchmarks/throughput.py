@@ -2,7 +2,8 @@
 
 One run, one model, one data slice, one set of hyper-parameters, three systems:
 
-  biotune  biotune.training.train_seed: token-budget batches, sorted evaluation, fused AdamW
+  biotune  biotune.training.train_seed: token-budget batches, sorted evaluation, fused AdamW, cheaper dropout
+           masks (biotune.dropout)
   A        the plain style of Hugging Face's run_ner.py example: Trainer, DataCollatorForTokenClassification,
            random order, no length grouping, the example's other defaults (fused AdamW, evaluation in file
            order); evaluation batches as large as training ones, as in the issue's measurements

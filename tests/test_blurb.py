@@ -16,15 +16,34 @@ from biotune.metrics import BLURB_TYPE_OF_DATASET, blurb_score, read_scores
 
 # Gu et al. 2021, PubMedBERT-base test results, keyed by the names people write (aliases and display names)
 PUBMEDBERT = {
-    "BC5-chem": 93.33, "BC5-disease": 85.62, "NCBI-disease": 87.82, "BC2GM": 84.52, "JNLPBA": 79.10,
-    "EBM PICO": 73.38, "ChemProt": 77.24, "DDI": 82.36, "GAD": 83.96, "BIOSSES": 92.30, "HoC": 82.32,
-    "PubMedQA": 55.84, "BioASQ": 87.56,
+    "BC5-chem": 93.33,
+    "BC5-disease": 85.62,
+    "NCBI-disease": 87.82,
+    "BC2GM": 84.52,
+    "JNLPBA": 79.10,
+    "EBM PICO": 73.38,
+    "ChemProt": 77.24,
+    "DDI": 82.36,
+    "GAD": 83.96,
+    "BIOSSES": 92.30,
+    "HoC": 82.32,
+    "PubMedQA": 55.84,
+    "BioASQ": 87.56,
 }
 PUBMEDBERT_TYPE_MEANS = {
-    "NER": 86.078, "PICO": 73.38, "RE": 81.187, "similarity": 92.30, "classification": 82.32, "QA": 71.70
+    "NER": 86.078,
+    "PICO": 73.38,
+    "RE": 81.187,
+    "similarity": 92.30,
+    "classification": 82.32,
+    "QA": 71.70,
 }
 REGISTRY_TO_BLURB_TYPE = {
-    "ner": "NER", "pico": "PICO", "re": "RE", "similarity": "similarity", "multilabel": "classification",
+    "ner": "NER",
+    "pico": "PICO",
+    "re": "RE",
+    "similarity": "similarity",
+    "multilabel": "classification",
     "qa": "QA",
 }
 
@@ -173,4 +192,3 @@ def test_cli_refuses_empty_folder_and_missing_path(tmp_path: Path) -> None:
     assert isinstance(result.exception, ConfigError) and "no results.json" in str(result.exception)
     result = runner.invoke(app, ["blurb", str(tmp_path / "nope.json")])
     assert isinstance(result.exception, ConfigError) and "no such file" in str(result.exception)
-

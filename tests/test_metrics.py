@@ -191,8 +191,9 @@ def test_pico_equals_sklearn_macro_over_three_classes() -> None:
         flat_predicted = [t for s in predicted for t in s]
         if not flat_gold:
             continue
-        expected = f1_score(flat_gold, flat_predicted, average="macro", labels=["I-PAR", "I-INT", "I-OUT"],
-                            zero_division=0)
+        expected = f1_score(
+            flat_gold, flat_predicted, average="macro", labels=["I-PAR", "I-INT", "I-OUT"], zero_division=0
+        )
         assert pico_scores(gold, predicted)["score"] == pytest.approx(100 * expected, abs=1e-9)
 
 
@@ -222,8 +223,9 @@ def test_relation_equals_sklearn_micro_over_positive_labels() -> None:
         gold = [rng.choice(labels) for _ in range(60)]
         predicted = [rng.choice(labels) if rng.random() < 0.4 else g for g in gold]
         positive = sorted(set(gold + predicted) - {"DDI-false"})
-        p, r, f, _ = precision_recall_fscore_support(gold, predicted, labels=positive, average="micro",
-                                                     zero_division=0)
+        p, r, f, _ = precision_recall_fscore_support(
+            gold, predicted, labels=positive, average="micro", zero_division=0
+        )
         result = relation_scores(gold, predicted, "DDI-false")
         figures = (result["precision"], result["recall"], result["f1"])
         assert figures == pytest.approx((100 * p, 100 * r, 100 * f))
@@ -340,4 +342,3 @@ def test_compute_takes_task_type_and_negative_label_from_the_spec(monkeypatch: p
 
     monkeypatch.setattr(metrics, "get_spec", lambda name: Spec())
     assert compute("whatever", ["none", "r"], ["r", "r"])["dataset"] == "toy-re"
-

@@ -12,20 +12,48 @@ from biotune.data.paths import resolve_data_dir
 from biotune.data.registry import all_specs, custom_spec, get_spec, task_type_of
 from biotune.errors import ConfigError
 
-BLURB_ORDER = ["BC5CDR-chem", "BC5CDR-disease", "NCBI-disease", "BC2GM", "JNLPBA", "ebmnlp", "chemprot",
-               "DDI", "GAD", "BIOSSES", "HoC", "pubmedqa", "BioASQ"]
+BLURB_ORDER = [
+    "BC5CDR-chem",
+    "BC5CDR-disease",
+    "NCBI-disease",
+    "BC2GM",
+    "JNLPBA",
+    "ebmnlp",
+    "chemprot",
+    "DDI",
+    "GAD",
+    "BIOSSES",
+    "HoC",
+    "pubmedqa",
+    "BioASQ",
+]
 
 
 def test_all_specs_in_blurb_table_order() -> None:
     assert [spec.name for spec in all_specs()] == BLURB_ORDER
 
 
-@pytest.mark.parametrize("query, name", [
-    ("bc5-chem", "BC5CDR-chem"), ("BC5-CHEM", "BC5CDR-chem"), ("bc5cdr-disease", "BC5CDR-disease"),
-    ("BC5-disease", "BC5CDR-disease"), ("ncbi", "NCBI-disease"), ("EBM PICO", "ebmnlp"), ("pico", "ebmnlp"),
-    ("ebm-pico", "ebmnlp"), ("ChemProt", "chemprot"), ("ddi", "DDI"), ("gad", "GAD"), ("biosses", "BIOSSES"),
-    ("hoc", "HoC"), ("PubMedQA", "pubmedqa"), ("bioasq", "BioASQ"), ("  jnlpba ", "JNLPBA"),
-])
+@pytest.mark.parametrize(
+    "query, name",
+    [
+        ("bc5-chem", "BC5CDR-chem"),
+        ("BC5-CHEM", "BC5CDR-chem"),
+        ("bc5cdr-disease", "BC5CDR-disease"),
+        ("BC5-disease", "BC5CDR-disease"),
+        ("ncbi", "NCBI-disease"),
+        ("EBM PICO", "ebmnlp"),
+        ("pico", "ebmnlp"),
+        ("ebm-pico", "ebmnlp"),
+        ("ChemProt", "chemprot"),
+        ("ddi", "DDI"),
+        ("gad", "GAD"),
+        ("biosses", "BIOSSES"),
+        ("hoc", "HoC"),
+        ("PubMedQA", "pubmedqa"),
+        ("bioasq", "BioASQ"),
+        ("  jnlpba ", "JNLPBA"),
+    ],
+)
 def test_get_spec_by_name_display_name_or_alias(query: str, name: str) -> None:
     assert get_spec(query).name == name
 
@@ -54,7 +82,10 @@ def test_blurb_table_facts() -> None:
     assert get_spec("hoc").unit == "abstracts"
     assert get_spec("pico").unit == "labelled tokens"
     assert {spec.name: spec.num_seeds for spec in all_specs() if spec.num_seeds == 10} == {
-        "BIOSSES": 10, "pubmedqa": 10, "BioASQ": 10}
+        "BIOSSES": 10,
+        "pubmedqa": 10,
+        "BioASQ": 10,
+    }
     ten = ("BIOSSES", "pubmedqa", "BioASQ")
     assert all(spec.num_seeds == 5 for spec in all_specs() if spec.name not in ten)
     assert {spec.name for spec in all_specs() if spec.known_differences} == {"BC5CDR-disease", "ebmnlp"}
@@ -65,7 +96,13 @@ def test_blurb_table_facts() -> None:
 def test_task_types_labels_and_negative_labels() -> None:
     assert {spec.task_type for spec in all_specs()} <= set(TASK_TYPES)
     assert [task_type_of(n) for n in ("ncbi", "pico", "gad", "biosses", "hoc", "bioasq")] == [
-        "ner", "pico", "re", "similarity", "multilabel", "qa"]
+        "ner",
+        "pico",
+        "re",
+        "similarity",
+        "multilabel",
+        "qa",
+    ]
     assert get_spec("ncbi").labels == ("B", "I", "O")
     assert get_spec("pico").labels == ("I-INT", "I-OUT", "I-PAR", "O")
     assert get_spec("chemprot").labels == ("CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9", "false")
@@ -76,16 +113,21 @@ def test_task_types_labels_and_negative_labels() -> None:
     assert len(hoc) == 10
     assert (hoc[0], hoc[-1]) == ("activating invasion and metastasis", "tumor promoting inflammation")
     assert {s.name: s.negative_label for s in all_specs() if s.negative_label} == {
-        "chemprot": "false", "DDI": "DDI-false", "GAD": "0"}
+        "chemprot": "false",
+        "DDI": "DDI-false",
+        "GAD": "0",
+    }
     for spec in all_specs():
         if spec.negative_label:
             assert spec.negative_label in spec.labels
 
 
 def test_files_and_defaults() -> None:
-    assert get_spec("pubmedqa").files == {"train": "pubmedqa/pqal_fold0/train_set.json",
-                                          "dev": "pubmedqa/pqal_fold0/dev_set.json",
-                                          "test": "pubmedqa/test_set.json"}
+    assert get_spec("pubmedqa").files == {
+        "train": "pubmedqa/pqal_fold0/train_set.json",
+        "dev": "pubmedqa/pqal_fold0/dev_set.json",
+        "test": "pubmedqa/test_set.json",
+    }
     assert get_spec("ddi").files["train"] == "DDI/train.tsv"
     jnlpba = get_spec("jnlpba").defaults
     assert (jnlpba.batch_size, jnlpba.learning_rate, jnlpba.epochs, jnlpba.warmup_ratio) == (16, 1e-5, 5, 0.1)

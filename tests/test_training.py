@@ -166,3 +166,27 @@ def test_evaluate_reruns_saved_models_to_the_same_scores(
         assert rerun["seeds"][str(seed["seed"])]["score"] == pytest.approx(seed["test"]["score"], abs=1e-9)
     with pytest.raises(ConfigError, match="dev or test"):
         rescore_models(tmp_path / "run", "train")
+
+
+def _results(mean: float, zero_shot: float, trivial: float, pair_encoding: str) -> dict:
+    return {
+        "config": {"pair_encoding": pair_encoding},
+        "summary": {"split": "test", "mean": mean},
+        "baseline": {
+            "trivial": {"test": {"score": trivial}},
+            "zero_shot_cosine": {"test": {"score": zero_shot}},
+        },
+    }
+
+
+def test_losing_to_the_untrained_model_is_said_with_the_fix() -> None:
+    from biotune.runs import baseline_warnings
+
+    lost = baseline_warnings(_results(23.07, 84.69, 0.0, "cross"))
+    assert len(lost) == 1
+    assert "23.07" in lost[0] and "84.69" in lost[0] and "--pair-encoding siamese" in lost[0]
+    assert "--pair-encoding" not in baseline_warnings(_results(80.0, 84.69, 0.0, "siamese"))[0]
+    assert baseline_warnings(_results(87.3, 84.69, 0.0, "siamese")) == []
+    both = baseline_warnings(_results(-5.0, 84.69, 0.0, "cross"))
+    assert len(both) == 2 and "trivial baseline 0.00" in both[1]
+    assert baseline_warnings({"summary": {"split": "test", "mean": None}}) == []

@@ -249,6 +249,30 @@ def summarize(seeds: list[dict[str, Any]], split: str) -> dict[str, Any]:
     }
 
 
+def baseline_warnings(results: dict[str, Any]) -> list[str]:
+    """Say so when fine-tuning lost to doing nothing: a mean score at or below a baseline's."""
+    summary = results.get("summary") or {}
+    split, mean = summary.get("split"), summary.get("mean")
+    if mean is None:
+        return []
+    warnings: list[str] = []
+    baseline = results.get("baseline") or {}
+    zero_shot = (baseline.get("zero_shot_cosine") or {}).get(split, {}).get("score")
+    if zero_shot is not None and mean <= zero_shot:
+        hint = ""
+        config = results.get("config") or {}
+        if config.get("pair_encoding") != "siamese":
+            hint = "; for sentence-embedding models try --pair-encoding siamese"
+        warnings.append(
+            f"mean {split} score {mean:.2f} is not above the untrained model's zero-shot cosine "
+            f"{zero_shot:.2f}: fine-tuning made this model worse{hint}"
+        )
+    trivial = (baseline.get("trivial") or {}).get(split, {}).get("score")
+    if trivial is not None and mean <= trivial:
+        warnings.append(f"mean {split} score {mean:.2f} is not above the trivial baseline {trivial:.2f}")
+    return warnings
+
+
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     with path.open("w", encoding="utf-8") as handle:
         for row in rows:
@@ -372,6 +396,7 @@ def _write_results(results: dict[str, Any], output_dir: Path, started: float) ->
     has_test = any(s.get("test") for s in results["seeds"])
     results["summary"] = summarize(results["seeds"], "test" if has_test else "dev")
     results["summary_dev"] = summarize(results["seeds"], "dev")
+    results["warnings"] = baseline_warnings(results)
     results["wall_seconds"] = round(time.time() - started, 3)
     tmp = output_dir / "results.json.tmp"
     tmp.write_text(json.dumps(results, indent=2, default=_json_default), encoding="utf-8")

@@ -7,12 +7,14 @@ Trainer, so every stability technique's effect on it is visible.
 Speed on a CPU (measured by benchmarks/throughput.py; none of it changes the arithmetic beyond rounding):
 batches filled to a token budget (almost no padding), evaluation batches cut for the fewest computed
 positions, fused AdamW, word-embedding rows the training data never reaches left out of the optimizer
-(`TrainedRows`), gradient clipping that skips its multiply by 1, and one dev pass per epoch (the selected
-epoch's evaluation is reused, not recomputed).
+(`TrainedRows`), gradient clipping that skips its multiply by 1, one dev pass per epoch (the selected
+epoch's evaluation is reused, not recomputed), and dropout masks drawn four to a 64-bit random number
+(`biotune.dropout`: same distribution, a different random stream than torch's `bernoulli_`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -31,6 +33,7 @@ from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmu
 from biotune import metrics
 from biotune.batching import iterate, padded_size, sorted_batches, token_budget_batches
 from biotune.config import TrainConfig
+from biotune.dropout import cpu_dropout
 from biotune.errors import TrainingDiverged
 from biotune.models import build_model, extend_vocabulary, init_regression_head
 from biotune.resources import batch_dimensions, out_of_memory_guard
@@ -367,77 +370,83 @@ def train_seed(ctx: RunContext, seed: int, on_step: ProgressHook | None = None) 
         best_state, outcome.best_epoch = copy.deepcopy(model.state_dict()), 0
         outcome.history.append({"epoch": 0, "train_loss": None, "dev": best_score})
     step = 0
-    try:
-        for epoch, batches in enumerate(plans, start=1):
-            model.train()
-            epoch_started = time.perf_counter()
-            epoch_loss = 0.0
-            for indices in batches:
-                micro_batch = math.ceil(len(indices) / config.gradient_accumulation)
-                loss_value = _optimizer_step(
-                    model,
-                    ctx,
-                    indices,
-                    micro_batch,
-                    pad_id,
-                    config.max_grad_norm,
-                    optimizer,
-                    units_per_step,
-                    embedding_rows,
+    with contextlib.ExitStack() as training_only:
+        if ctx.device.type == "cpu":
+            training_only.enter_context(cpu_dropout(model))
+        try:
+            for epoch, batches in enumerate(plans, start=1):
+                model.train()
+                epoch_started = time.perf_counter()
+                epoch_loss = 0.0
+                for indices in batches:
+                    micro_batch = math.ceil(len(indices) / config.gradient_accumulation)
+                    loss_value = _optimizer_step(
+                        model,
+                        ctx,
+                        indices,
+                        micro_batch,
+                        pad_id,
+                        config.max_grad_norm,
+                        optimizer,
+                        units_per_step,
+                        embedding_rows,
+                    )
+                    scheduler.step()
+                    step += 1
+                    if not math.isfinite(loss_value):
+                        raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch}, step {step}")
+                    epoch_loss += loss_value
+                    if on_step:
+                        on_step(
+                            {
+                                "seed": seed,
+                                "epoch": epoch,
+                                "epochs": epochs,
+                                "step": step,
+                                "total_steps": total_steps,
+                                "loss": loss_value,
+                            }
+                        )
+                meter.train_seconds += time.perf_counter() - epoch_started
+                tokens, positions = padded_size(lengths, batches)
+                meter.train_tokens += tokens
+                meter.train_positions += positions
+                if embedding_rows is not None:
+                    embedding_rows.settle()
+                dev = evaluate(model, ctx.task, ctx.dev, ctx.spec, pad_id, ctx.device, meter)
+                dev_score = float(dev.metrics["score"])
+                outcome.history.append(
+                    {"epoch": epoch, "train_loss": epoch_loss / max(1, len(batches)), "dev": dev_score}
                 )
-                scheduler.step()
-                step += 1
-                if not math.isfinite(loss_value):
-                    raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch}, step {step}")
-                epoch_loss += loss_value
-                if on_step:
-                    on_step(
-                        {
-                            "seed": seed,
-                            "epoch": epoch,
-                            "epochs": epochs,
-                            "step": step,
-                            "total_steps": total_steps,
-                            "loss": loss_value,
-                        }
-                    )
-            meter.train_seconds += time.perf_counter() - epoch_started
-            tokens, positions = padded_size(lengths, batches)
-            meter.train_tokens += tokens
-            meter.train_positions += positions
+                log.info(
+                    "seed %d epoch %d/%d: train loss %.4f, dev score %.2f",
+                    seed,
+                    epoch,
+                    epochs,
+                    epoch_loss / max(1, len(batches)),
+                    dev_score,
+                )
+                improved = dev_score > best_score or config.checkpoint == "last"
+                if improved:
+                    best_score, best_dev, outcome.best_epoch, stale = dev_score, dev, epoch, 0
+                    best_state = copy.deepcopy(model.state_dict()) if epoch < epochs else None
+                else:
+                    stale += 1
+                    if patience and stale >= patience:
+                        log.info(
+                            "seed %d: early stop after epoch %d (no dev improvement for %d)",
+                            seed,
+                            epoch,
+                            stale,
+                        )
+                        break
+        except TrainingDiverged as exc:
+            outcome.status, outcome.error = "failed", f"diverged: {exc}"
             if embedding_rows is not None:
-                embedding_rows.settle()
-            dev = evaluate(model, ctx.task, ctx.dev, ctx.spec, pad_id, ctx.device, meter)
-            dev_score = float(dev.metrics["score"])
-            outcome.history.append(
-                {"epoch": epoch, "train_loss": epoch_loss / max(1, len(batches)), "dev": dev_score}
-            )
-            log.info(
-                "seed %d epoch %d/%d: train loss %.4f, dev score %.2f",
-                seed,
-                epoch,
-                epochs,
-                epoch_loss / max(1, len(batches)),
-                dev_score,
-            )
-            improved = dev_score > best_score or config.checkpoint == "last"
-            if improved:
-                best_score, best_dev, outcome.best_epoch, stale = dev_score, dev, epoch, 0
-                best_state = copy.deepcopy(model.state_dict()) if epoch < epochs else None
-            else:
-                stale += 1
-                if patience and stale >= patience:
-                    log.info(
-                        "seed %d: early stop after epoch %d (no dev improvement for %d)", seed, epoch, stale
-                    )
-                    break
-    except TrainingDiverged as exc:
-        outcome.status, outcome.error = "failed", f"diverged: {exc}"
-        if embedding_rows is not None:
-            embedding_rows.release()
-        outcome.train_seconds = time.perf_counter() - start
-        log.warning("seed %d failed: %s", seed, outcome.error)
-        return outcome
+                embedding_rows.release()
+            outcome.train_seconds = time.perf_counter() - start
+            log.warning("seed %d failed: %s", seed, outcome.error)
+            return outcome
 
     if embedding_rows is not None:
         embedding_rows.release()

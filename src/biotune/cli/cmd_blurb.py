@@ -65,8 +65,10 @@ def blurb(
     if result.score is not None:
         line = f"[bold]BLURB score: {result.score:.2f}[/]"
         if result.missing_datasets:
-            line += (f" [yellow]({len(result.per_dataset)} of {len(BLURB_TYPE_OF_DATASET)} datasets; "
-                     "not comparable to published scores)[/]")
+            line += (
+                f" [yellow]({len(result.per_dataset)} of {len(BLURB_TYPE_OF_DATASET)} datasets; "
+                "not comparable to published scores)[/]"
+            )
         console.print(line)
     else:
         console.print(

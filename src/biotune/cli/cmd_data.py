@@ -62,8 +62,12 @@ def datasets(data_dir: Path | None = DATA_DIR_OPTION, as_json: bool = JSON_OPTIO
     table.add_column("unit", overflow="fold", ratio=1)
     for row in rows:
         sizes = [_size_cell(row["splits"][split]) for split in ("train", "dev", "test")]
-        table.add_row(f"[bold]{row['name']}[/]\n[dim]{_other_names(row)}[/]",
-                      f"{row['task_type']}\n[dim]{row['metric']}[/]", *sizes, row["unit"])
+        table.add_row(
+            f"[bold]{row['name']}[/]\n[dim]{_other_names(row)}[/]",
+            f"{row['task_type']}\n[dim]{row['metric']}[/]",
+            *sizes,
+            row["unit"],
+        )
     console.print(table)
 
 
@@ -77,8 +81,14 @@ def _print_check(report: CheckReport) -> None:
             if split.status == "mismatch" and split.known:
                 status += " [dim](known)[/]"
             name = f"{dataset.spec.name}\n[dim]{dataset.spec.unit}[/]" if position == 0 else ""
-            table.add_row(name, split.split, _number(split.examples), _number(split.units),
-                          _number(split.expected_units), status)
+            table.add_row(
+                name,
+                split.split,
+                _number(split.examples),
+                _number(split.units),
+                _number(split.expected_units),
+                status,
+            )
         table.add_section()
     console.print(table)
     for dataset in report.datasets:
@@ -98,8 +108,11 @@ def _print_file(report: FileReport) -> None:
     if not report.passed:
         err_console.print(f"[bold red]invalid:[/] {report.error}", highlight=False)
         return
-    console.print(f"[green]ok[/] {report.file}: {report.examples:,} examples, {report.units:,} {report.unit} "
-                  f"(task type {report.task_type})", highlight=False)
+    console.print(
+        f"[green]ok[/] {report.file}: {report.examples:,} examples, {report.units:,} {report.unit} "
+        f"(task type {report.task_type})",
+        highlight=False,
+    )
     if report.labels:
         table = Table("label", "count")
         for label, count in report.labels.items():

@@ -48,6 +48,8 @@ def print_results(results: dict[str, Any]) -> None:
     ]
     if parts:
         console.print("baselines: " + ", ".join(parts))
+    for warning in results.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}")
 
 
 @app.command()

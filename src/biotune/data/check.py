@@ -41,8 +41,12 @@ class SplitReport:
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "examples": self.examples, "units": self.units, "unit": self.unit,
-            "expected_units": self.expected_units, "status": self.status, "file": self.file,
+            "examples": self.examples,
+            "units": self.units,
+            "unit": self.unit,
+            "expected_units": self.expected_units,
+            "status": self.status,
+            "file": self.file,
         }
         if self.status == "mismatch":
             data["known"] = self.known
@@ -64,8 +68,11 @@ class DatasetReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.spec.name, "display_name": self.spec.display_name, "task_type": self.spec.task_type,
-            "metric": self.spec.metric, "splits": {name: r.to_dict() for name, r in self.splits.items()},
+            "name": self.spec.name,
+            "display_name": self.spec.display_name,
+            "task_type": self.spec.task_type,
+            "metric": self.spec.metric,
+            "splits": {name: r.to_dict() for name, r in self.splits.items()},
         }
 
 
@@ -82,7 +89,9 @@ class CheckReport:
     def warnings(self) -> list[str]:
         return [
             f"{d.spec.name} {s.split}: file missing ({s.file}); " + (s.note or "")
-            for d in self.datasets for s in d.splits.values() if s.status == "missing"
+            for d in self.datasets
+            for s in d.splits.values()
+            if s.status == "missing"
         ]
 
     @property
@@ -93,14 +102,19 @@ class CheckReport:
                 if s.status == "error":
                     found.append(f"{d.spec.name} {s.split}: {s.error}")
                 elif not s.passed:
-                    found.append(f"{d.spec.name} {s.split}: {s.units} {s.unit}, BLURB's table says "
-                                 f"{s.expected_units}")
+                    found.append(
+                        f"{d.spec.name} {s.split}: {s.units} {s.unit}, BLURB's table says {s.expected_units}"
+                    )
         return found
 
     def to_dict(self) -> dict[str, Any]:
-        return {"data_dir": str(self.data_dir), "passed": self.passed,
-                "datasets": [d.to_dict() for d in self.datasets],
-                "warnings": self.warnings, "problems": self.problems}
+        return {
+            "data_dir": str(self.data_dir),
+            "passed": self.passed,
+            "datasets": [d.to_dict() for d in self.datasets],
+            "warnings": self.warnings,
+            "problems": self.problems,
+        }
 
 
 MISSING_NOTE = "BLURB.md and data/SOURCES.md say which files may be absent and how to rebuild them"
@@ -108,8 +122,13 @@ MISSING_NOTE = "BLURB.md and data/SOURCES.md say which files may be absent and h
 
 def _check_split(spec: DatasetSpec, split: str, data_dir: Path) -> SplitReport:
     path = split_path(spec, split, data_dir)
-    report = SplitReport(split=split, file=str(path), unit=spec.unit,
-                         expected_units=spec.expected_units.get(split), status="missing")
+    report = SplitReport(
+        split=split,
+        file=str(path),
+        unit=spec.unit,
+        expected_units=spec.expected_units.get(split),
+        status="missing",
+    )
     try:
         loaded = load_dataset(spec, data_dir, splits=(split,), allow_missing=True)
     except DataError as exc:
@@ -133,8 +152,10 @@ def check_datasets(data_dir: Path | str | None = None, names: Iterable[str] | No
     """Read every split of the named datasets (all 13 by default) and compare with the BLURB table."""
     specs = [get_spec(name) for name in names] if names else all_specs()
     home = resolve_data_dir(Path(data_dir) if data_dir is not None else None)
-    reports = [DatasetReport(spec, {split: _check_split(spec, split, home) for split in spec.splits})
-               for spec in specs]
+    reports = [
+        DatasetReport(spec, {split: _check_split(spec, split, home) for split in spec.splits})
+        for spec in specs
+    ]
     return CheckReport(data_dir=home, datasets=reports)
 
 
@@ -151,18 +172,28 @@ def list_datasets(data_dir: Path | str | None = None) -> tuple[Path | None, list
     for spec in all_specs():
         splits: dict[str, Any] = {}
         for split in spec.splits:
-            row: dict[str, Any] = {"file": spec.files[split],
-                                   "expected_units": spec.expected_units.get(split)}
+            row: dict[str, Any] = {
+                "file": spec.files[split],
+                "expected_units": spec.expected_units.get(split),
+            }
             if spec.name in by_name:
                 found = by_name[spec.name].splits[split]
                 row.update(status=found.status, examples=found.examples, units=found.units, known=found.known)
             splits[split] = row
-        rows.append({
-            "name": spec.name, "display_name": spec.display_name, "aliases": list(spec.aliases),
-            "task_type": spec.task_type, "metric": spec.metric, "unit": spec.unit,
-            "labels": list(spec.labels), "negative_label": spec.negative_label, "num_seeds": spec.num_seeds,
-            "splits": splits,
-        })
+        rows.append(
+            {
+                "name": spec.name,
+                "display_name": spec.display_name,
+                "aliases": list(spec.aliases),
+                "task_type": spec.task_type,
+                "metric": spec.metric,
+                "unit": spec.unit,
+                "labels": list(spec.labels),
+                "negative_label": spec.negative_label,
+                "num_seeds": spec.num_seeds,
+                "splits": splits,
+            }
+        )
     return (report.data_dir if report else None), rows
 
 

@@ -47,8 +47,12 @@ def split_path(spec: DatasetSpec, split: str, data_dir: Path) -> Path:
     return data_dir / spec.files[split]
 
 
-def load_dataset(name_or_spec: str | DatasetSpec, data_dir: Path | str | None = None,
-                 splits: Sequence[str] = SPLITS, allow_missing: bool = False) -> DatasetSplits:
+def load_dataset(
+    name_or_spec: str | DatasetSpec,
+    data_dir: Path | str | None = None,
+    splits: Sequence[str] = SPLITS,
+    allow_missing: bool = False,
+) -> DatasetSplits:
     """Read the requested splits. A missing file is a DataError unless `allow_missing` records it instead."""
     spec = get_spec(name_or_spec)
     splits = _check_splits(splits)
@@ -60,9 +64,13 @@ def load_dataset(name_or_spec: str | DatasetSpec, data_dir: Path | str | None = 
             if allow_missing:
                 result.missing[split] = path
                 continue
-            raise DataError(path, None, f"the {split} split of {spec.name} is missing (no such file)",
-                            "BLURB.md and data/SOURCES.md explain which files may be absent (EBM PICO train "
-                            "is not staged) and how to rebuild them; or choose another dataset")
+            raise DataError(
+                path,
+                None,
+                f"the {split} split of {spec.name} is missing (no such file)",
+                "BLURB.md and data/SOURCES.md explain which files may be absent (EBM PICO train "
+                "is not staged) and how to rebuild them; or choose another dataset",
+            )
         setattr(result, split, read_file(spec.task_type, path, _reader_labels(spec)))
     return result
 
@@ -71,11 +79,16 @@ def _source_line(example: Example) -> int:
     return int(example.source.rsplit(":", 1)[1])
 
 
-def _unseen_label_error(path: Path, line: int, label: str, train_file: Path,
-                        known: Iterable[str]) -> DataError:
-    return DataError(path, line, f"label {label!r} never appears in the training file {train_file}",
-                     f"labels seen in training: {', '.join(sorted(known))}; fix the label or add training "
-                     "examples with it")
+def _unseen_label_error(
+    path: Path, line: int, label: str, train_file: Path, known: Iterable[str]
+) -> DataError:
+    return DataError(
+        path,
+        line,
+        f"label {label!r} never appears in the training file {train_file}",
+        f"labels seen in training: {', '.join(sorted(known))}; fix the label or add training "
+        "examples with it",
+    )
 
 
 def _check_labels_seen(examples: list[Example], path: Path, train_file: Path, known: set[str]) -> None:
@@ -96,9 +109,14 @@ def _train_labels(task_type: str, train: list[Example]) -> tuple[str, ...]:
     return ()  # similarity has scores; multilabel label count is taken from the file below
 
 
-def load_own_files(task_type: str, train_file: Path | str, dev_file: Path | str | None = None,
-                   test_file: Path | str | None = None, negative_label: str | None = None,
-                   name: str | None = None) -> DatasetSplits:
+def load_own_files(
+    task_type: str,
+    train_file: Path | str,
+    dev_file: Path | str | None = None,
+    test_file: Path | str | None = None,
+    negative_label: str | None = None,
+    name: str | None = None,
+) -> DatasetSplits:
     """A user's own files: labels come from train; dev/test may only use labels seen in train."""
     if task_type not in TASK_TYPES:
         raise ConfigError(f"unknown task type {task_type!r}; choose one of {', '.join(TASK_TYPES)}")
@@ -112,8 +130,13 @@ def load_own_files(task_type: str, train_file: Path | str, dev_file: Path | str 
     files = {"train": str(train_path), "dev": str(dev_path)}
     if test_file is not None:
         files["test"] = str(test_file)
-    spec = custom_spec(task_type, labels, name=name or train_path.parent.name or "custom",
-                       negative_label=negative_label, files=files)
+    spec = custom_spec(
+        task_type,
+        labels,
+        name=name or train_path.parent.name or "custom",
+        negative_label=negative_label,
+        files=files,
+    )
     result = DatasetSplits(spec=spec, train=train)
     for split in ("dev", "test"):
         if split not in files:

@@ -40,12 +40,17 @@ def read_text(path: Path | str) -> str:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = len(LINE_END.split(raw[: exc.start].decode("utf-8")))
-        raise DataError(path, line, f"bytes that are not UTF-8 (byte 0x{raw[exc.start]:02x})",
-                        "save the file as UTF-8") from exc
+        raise DataError(
+            path, line, f"bytes that are not UTF-8 (byte 0x{raw[exc.start]:02x})", "save the file as UTF-8"
+        ) from exc
     if "\x00" in text:  # valid UTF-8, but text files never hold NUL: UTF-16 without a BOM, or binary
         line = len(LINE_END.split(text[: text.index("\x00")]))
-        raise DataError(path, line, "NUL bytes: the file looks like UTF-16 or binary, not UTF-8 text",
-                        "save the file as UTF-8 text")
+        raise DataError(
+            path,
+            line,
+            "NUL bytes: the file looks like UTF-16 or binary, not UTF-8 text",
+            "save the file as UTF-8 text",
+        )
     if text.startswith("\ufeff"):  # a byte-order mark from spreadsheet exports
         text = text[1:]
     return text
@@ -60,8 +65,12 @@ def _lines(path: Path | str) -> list[str]:
 
 def _require_examples(path: Path | str, examples: list, what: str) -> None:
     if not examples:
-        raise DataError(path, None, f"no {what} found (the file is empty or holds only a header)",
-                        "check that this is the right file")
+        raise DataError(
+            path,
+            None,
+            f"no {what} found (the file is empty or holds only a header)",
+            "check that this is the right file",
+        )
 
 
 def _split_row(path: Path | str, number: int, line: str, columns: int, layout: str) -> list[str]:
@@ -94,10 +103,15 @@ def read_tagged_tsv(path: Path | str, allowed_tags: Collection[str] | None = Non
 
     def close() -> None:
         if words:
-            sentences.append(TaggedSentence(
-                id=f"{document or stem}:{first_line}", words=tuple(words), tags=tuple(tags),
-                source=f"{path}:{first_line}", document=document,
-            ))
+            sentences.append(
+                TaggedSentence(
+                    id=f"{document or stem}:{first_line}",
+                    words=tuple(words),
+                    tags=tuple(tags),
+                    source=f"{path}:{first_line}",
+                    document=document,
+                )
+            )
             words.clear()
             tags.clear()
 
@@ -107,17 +121,21 @@ def read_tagged_tsv(path: Path | str, allowed_tags: Collection[str] | None = Non
             continue
         if line.startswith(DOCSTART):
             close()
-            document = line[len(DOCSTART):].strip().strip("()").strip() or None
+            document = line[len(DOCSTART) :].strip().strip("()").strip() or None
             continue
         fields = line.split("\t")
         if len(fields) != 2:
-            raise DataError(path, number, f"expected 2 tab-separated columns (token, tag), "
-                            f"found {len(fields)}",
-                            "write one `token<TAB>tag` per line and a blank line between sentences")
+            raise DataError(
+                path,
+                number,
+                f"expected 2 tab-separated columns (token, tag), found {len(fields)}",
+                "write one `token<TAB>tag` per line and a blank line between sentences",
+            )
         word, tag = fields[0], fields[1].strip()
         if not word.strip():
-            raise DataError(path, number, "empty token",
-                            "remove the line or put the word in the first column")
+            raise DataError(
+                path, number, "empty token", "remove the line or put the word in the first column"
+            )
         if not tag:
             raise DataError(path, number, f"empty tag for token {word!r}", "put the tag in the second column")
         if allowed is not None and tag not in allowed:
@@ -159,12 +177,17 @@ def read_labeled_tsv(path: Path | str, labels: Collection[str] | None = None) ->
         if not example_id:
             raise DataError(path, number, "empty id in the first column", "give every row a unique id")
         if not text.strip():
-            raise DataError(path, number, "empty text in the second column",
-                            "remove the row or fill in the text")
+            raise DataError(
+                path, number, "empty text in the second column", "remove the row or fill in the text"
+            )
         _check_label(path, number, label, labels)
         if example_id in seen:
-            raise DataError(path, number, f"duplicate id {example_id!r} (first on line {seen[example_id]})",
-                            "give every row a unique id")
+            raise DataError(
+                path,
+                number,
+                f"duplicate id {example_id!r} (first on line {seen[example_id]})",
+                "give every row a unique id",
+            )
         seen[example_id] = number
         examples.append(LabeledText(id=example_id, text=text, label=label, source=f"{path}:{number}"))
     _require_examples(path, examples, "examples")
@@ -178,11 +201,19 @@ def _parse_score(path: Path | str, number: int, text: str) -> float:
     try:
         score = float(text)
     except ValueError:
-        raise DataError(path, number, f"score {text!r} is not a number",
-                        f"write the similarity score as a number from 0 to {BIOSSES_MAX_SCORE:g}") from None
+        raise DataError(
+            path,
+            number,
+            f"score {text!r} is not a number",
+            f"write the similarity score as a number from 0 to {BIOSSES_MAX_SCORE:g}",
+        ) from None
     if not math.isfinite(score) or not 0.0 <= score <= BIOSSES_MAX_SCORE:
-        raise DataError(path, number, f"score {text} is outside 0-{BIOSSES_MAX_SCORE:g}",
-                        f"BIOSSES scores are means of 0-{BIOSSES_MAX_SCORE:g} ratings")
+        raise DataError(
+            path,
+            number,
+            f"score {text} is outside 0-{BIOSSES_MAX_SCORE:g}",
+            f"BIOSSES scores are means of 0-{BIOSSES_MAX_SCORE:g} ratings",
+        )
     return score
 
 
@@ -206,11 +237,16 @@ def read_biosses(path: Path | str) -> list[ScoredPair]:
             raise DataError(path, number, "empty sentence", "both sentence columns need text")
         score = _parse_score(path, number, fields[3].strip())
         if pair_id in seen:
-            raise DataError(path, number, f"duplicate pair id {pair_id!r} (first on line {seen[pair_id]})",
-                            "give every pair a unique id")
+            raise DataError(
+                path,
+                number,
+                f"duplicate pair id {pair_id!r} (first on line {seen[pair_id]})",
+                "give every pair a unique id",
+            )
         seen[pair_id] = number
-        pairs.append(ScoredPair(id=pair_id, text_a=text_a, text_b=text_b, score=score,
-                                source=f"{path}:{number}"))
+        pairs.append(
+            ScoredPair(id=pair_id, text_a=text_a, text_b=text_b, score=score, source=f"{path}:{number}")
+        )
     _require_examples(path, pairs, "sentence pairs")
     return pairs
 
@@ -225,12 +261,20 @@ def _parse_hoc_labels(path: Path | str, number: int, field: str, num_labels: int
     for position, part in enumerate(parts):
         match = HOC_LABEL.match(part.strip())
         if not match or int(match.group(1)) != position:
-            raise DataError(path, number, f"bad label field {field!r} at {part!r}",
-                            f"write labels as 0_x,1_x,...,{len(parts) - 1}_x with x 0 or 1, in index order")
+            raise DataError(
+                path,
+                number,
+                f"bad label field {field!r} at {part!r}",
+                f"write labels as 0_x,1_x,...,{len(parts) - 1}_x with x 0 or 1, in index order",
+            )
         flags.append(int(match.group(2)))
     if num_labels is not None and len(flags) != num_labels:
-        raise DataError(path, number, f"label field has {len(flags)} labels, expected {num_labels}",
-                        f"write all {num_labels} labels 0_x,...,{num_labels - 1}_x on every row")
+        raise DataError(
+            path,
+            number,
+            f"label field has {len(flags)} labels, expected {num_labels}",
+            f"write all {num_labels} labels 0_x,...,{num_labels - 1}_x on every row",
+        )
     return flags
 
 
@@ -257,8 +301,9 @@ def read_hoc(path: Path | str, num_labels: int | None = None) -> list[LabeledDoc
         index, sentence = fields[2].strip(), fields[1]
         match = HOC_INDEX.match(index)
         if not match:
-            raise DataError(path, number, f"bad index {index!r}",
-                            "write the index as <PMID>_s<sentence number>")
+            raise DataError(
+                path, number, f"bad index {index!r}", "write the index as <PMID>_s<sentence number>"
+            )
         if not sentence.strip():
             raise DataError(path, number, "empty sentence", "remove the row or fill in the sentence")
         flags = _parse_hoc_labels(path, number, fields[0], expected)
@@ -267,17 +312,26 @@ def read_hoc(path: Path | str, num_labels: int | None = None) -> list[LabeledDoc
         group = groups.setdefault(doc_id, {"line": number, "sentences": {}, "labels": set()})
         if position in group["sentences"]:
             first = group["sentences"][position][0]
-            raise DataError(path, number, f"sentence index {index!r} appears twice (first on line {first})",
-                            "give each sentence its own index")
+            raise DataError(
+                path,
+                number,
+                f"sentence index {index!r} appears twice (first on line {first})",
+                "give each sentence its own index",
+            )
         group["sentences"][position] = (number, sentence, index)
         group["labels"].update(i for i, flag in enumerate(flags) if flag)
     documents = []
     for doc_id, group in groups.items():
         ordered = [group["sentences"][k] for k in sorted(group["sentences"])]
-        documents.append(LabeledDocument(
-            id=doc_id, sentences=tuple(s for _, s, _ in ordered), labels=frozenset(group["labels"]),
-            source=f"{path}:{group['line']}", sentence_ids=tuple(i for _, _, i in ordered),
-        ))
+        documents.append(
+            LabeledDocument(
+                id=doc_id,
+                sentences=tuple(s for _, s, _ in ordered),
+                labels=frozenset(group["labels"]),
+                source=f"{path}:{group['line']}",
+                sentence_ids=tuple(i for _, _, i in ordered),
+            )
+        )
     _require_examples(path, documents, "abstracts")
     return documents
 
@@ -289,8 +343,12 @@ def hoc_label_count(path: Path | str) -> int:
         if not line.strip() or _is_hoc_header(fields):
             continue
         return len(_parse_hoc_labels(path, number, fields[0], None))
-    raise DataError(path, None, "no rows found (the file is empty or holds only a header)",
-                    "check that this is the right file")
+    raise DataError(
+        path,
+        None,
+        "no rows found (the file is empty or holds only a header)",
+        "check that this is the right file",
+    )
 
 
 # --- QA -----------------------------------------------------------------------------------------
@@ -368,38 +426,71 @@ def read_pubmedqa(path: Path | str, labels: Collection[str] | None = None) -> li
     try:
         data = json.loads(text, object_pairs_hook=_reject_duplicate_keys)
     except json.JSONDecodeError as exc:
-        raise DataError(path, exc.lineno, f"broken JSON: {exc.msg} (column {exc.colno})",
-                        "fix the JSON syntax; the file must be one object {id: {...}}") from None
+        raise DataError(
+            path,
+            exc.lineno,
+            f"broken JSON: {exc.msg} (column {exc.colno})",
+            "fix the JSON syntax; the file must be one object {id: {...}}",
+        ) from None
     except _DuplicateKey as exc:
         line, problem = _locate_json_problem(text) or (None, f"key {exc.key!r} appears twice in one object")
-        raise DataError(path, line, problem,
-                        "give every question (and every field of one question) its own key; "
-                        "JSON keeps only the last duplicate") from None
+        raise DataError(
+            path,
+            line,
+            problem,
+            "give every question (and every field of one question) its own key; "
+            "JSON keeps only the last duplicate",
+        ) from None
     except RecursionError:
         line, problem = _locate_json_problem(text) or (None, "JSON nested too deeply")
-        raise DataError(path, line, problem,
-                        "a question holds strings and lists of strings; remove the extra brackets") from None
+        raise DataError(
+            path, line, problem, "a question holds strings and lists of strings; remove the extra brackets"
+        ) from None
     if not isinstance(data, dict):
-        raise DataError(path, 1, f"the top level is a JSON {type(data).__name__}, expected an object",
-                        "write one object mapping question ids to {QUESTION, CONTEXTS, final_decision}")
+        raise DataError(
+            path,
+            1,
+            f"the top level is a JSON {type(data).__name__}, expected an object",
+            "write one object mapping question ids to {QUESTION, CONTEXTS, final_decision}",
+        )
     questions = []
     for (question_id, item), number in zip(data.items(), _key_lines(text, list(data)), strict=True):
         if not isinstance(item, dict):
-            raise DataError(path, number, f"entry {question_id!r} is not an object",
-                            "each id must map to {QUESTION, CONTEXTS, final_decision}")
+            raise DataError(
+                path,
+                number,
+                f"entry {question_id!r} is not an object",
+                "each id must map to {QUESTION, CONTEXTS, final_decision}",
+            )
         question, contexts, label = item.get("QUESTION"), item.get("CONTEXTS"), item.get("final_decision")
         if not isinstance(question, str) or not question.strip():
-            raise DataError(path, number, f"entry {question_id!r} has no QUESTION text",
-                            "add a QUESTION string")
+            raise DataError(
+                path, number, f"entry {question_id!r} has no QUESTION text", "add a QUESTION string"
+            )
         if not isinstance(contexts, list) or not all(isinstance(c, str) for c in contexts):
-            raise DataError(path, number, f"entry {question_id!r}: CONTEXTS must be a list of strings",
-                            "write CONTEXTS as a list of passages")
+            raise DataError(
+                path,
+                number,
+                f"entry {question_id!r}: CONTEXTS must be a list of strings",
+                "write CONTEXTS as a list of passages",
+            )
         if not isinstance(label, str):
-            raise DataError(path, number, f"entry {question_id!r} has no final_decision",
-                            "add final_decision (yes/no/maybe); an unlabeled test file cannot be scored")
+            raise DataError(
+                path,
+                number,
+                f"entry {question_id!r} has no final_decision",
+                "add final_decision (yes/no/maybe); an unlabeled test file cannot be scored",
+            )
         _check_label(path, number, label.strip(), labels)
-        questions.append(Question(id=str(question_id), question=question, context=" ".join(contexts),
-                                  label=label.strip(), source=f"{path}:{number}"))
+        questions.append(
+            Question(
+                id=str(question_id),
+                question=question,
+                context=" ".join(contexts),
+                label=label.strip(),
+                source=f"{path}:{number}",
+            )
+        )
     _require_examples(path, questions, "questions")
     return questions
 
@@ -424,11 +515,18 @@ def read_bioasq(path: Path | str, labels: Collection[str] | None = None) -> list
             raise DataError(path, number, "empty question or context", "fill in both text columns")
         _check_label(path, number, label, labels)
         if question_id in seen:
-            raise DataError(path, number, f"duplicate id {question_id!r} (first on line {seen[question_id]})",
-                            "give every row a unique id")
+            raise DataError(
+                path,
+                number,
+                f"duplicate id {question_id!r} (first on line {seen[question_id]})",
+                "give every row a unique id",
+            )
         seen[question_id] = number
-        questions.append(Question(id=question_id, question=question, context=context, label=label,
-                                  source=f"{path}:{number}"))
+        questions.append(
+            Question(
+                id=question_id, question=question, context=context, label=label, source=f"{path}:{number}"
+            )
+        )
     _require_examples(path, questions, "questions")
     return questions
 
@@ -455,5 +553,7 @@ def read_file(task_type: str, path: Path | str, labels: Collection[str] | None =
         return list(read_hoc(path, len(labels) if labels else None))
     if task_type == "qa":
         return list(read_pubmedqa(path, labels) if _looks_like_json(path) else read_bioasq(path, labels))
-    raise ConfigError(f"unknown task type {task_type!r}; choose one of ner, pico, re, similarity, "
-                      "classification, multilabel, qa")
+    raise ConfigError(
+        f"unknown task type {task_type!r}; choose one of ner, pico, re, similarity, "
+        "classification, multilabel, qa"
+    )

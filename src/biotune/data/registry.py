@@ -108,81 +108,172 @@ def _tsv_files(folder: str) -> dict[str, str]:
     return {split: f"{folder}/{split}.tsv" for split in SPLITS}
 
 
-def _ner(name: str, display: str, aliases: tuple[str, ...], units: tuple[int, int, int],
-         defaults: HyperParams, known: dict[str, str] | None = None) -> DatasetSpec:
+def _ner(
+    name: str,
+    display: str,
+    aliases: tuple[str, ...],
+    units: tuple[int, int, int],
+    defaults: HyperParams,
+    known: dict[str, str] | None = None,
+) -> DatasetSpec:
     return DatasetSpec(
-        name=name, display_name=display, aliases=aliases, task_type="ner", metric=METRIC_BY_TASK_TYPE["ner"],
-        files=_tsv_files(name), labels=NER_TAGS, unit="mentions",
-        expected_units=dict(zip(SPLITS, units, strict=True)), max_length=512, defaults=defaults,
+        name=name,
+        display_name=display,
+        aliases=aliases,
+        task_type="ner",
+        metric=METRIC_BY_TASK_TYPE["ner"],
+        files=_tsv_files(name),
+        labels=NER_TAGS,
+        unit="mentions",
+        expected_units=dict(zip(SPLITS, units, strict=True)),
+        max_length=512,
+        defaults=defaults,
         known_differences=known or {},
     )
 
 
 _SPECS: tuple[DatasetSpec, ...] = (
-    _ner("BC5CDR-chem", "BC5-chem", ("bc5-chem", "bc5cdr-chem", "bc5chem"), (5203, 5347, 5385),
-         HyperParams(32, 5e-5, 20)),
-    _ner("BC5CDR-disease", "BC5-disease", ("bc5-disease", "bc5cdr-disease", "bc5-dis", "bc5disease"),
-         (4182, 4244, 4424), HyperParams(16, 5e-5, 8),
-         known={"dev": "the file has 4,246 B tags, BLURB's table says 4,244; the file is byte-identical to "
-                       "the Crichton/MTL file converted with the BLURB rule (data/SOURCES.md)"}),
-    _ner("NCBI-disease", "NCBI-disease", ("ncbi-disease", "ncbi"), (5134, 787, 960),
-         HyperParams(32, 5e-5, 20)),
+    _ner(
+        "BC5CDR-chem",
+        "BC5-chem",
+        ("bc5-chem", "bc5cdr-chem", "bc5chem"),
+        (5203, 5347, 5385),
+        HyperParams(32, 5e-5, 20),
+    ),
+    _ner(
+        "BC5CDR-disease",
+        "BC5-disease",
+        ("bc5-disease", "bc5cdr-disease", "bc5-dis", "bc5disease"),
+        (4182, 4244, 4424),
+        HyperParams(16, 5e-5, 8),
+        known={
+            "dev": "the file has 4,246 B tags, BLURB's table says 4,244; the file is byte-identical to "
+            "the Crichton/MTL file converted with the BLURB rule (data/SOURCES.md)"
+        },
+    ),
+    _ner(
+        "NCBI-disease", "NCBI-disease", ("ncbi-disease", "ncbi"), (5134, 787, 960), HyperParams(32, 5e-5, 20)
+    ),
     _ner("BC2GM", "BC2GM", ("bc2gm", "bc2"), (15197, 3061, 6325), HyperParams(32, 6e-5, 50)),
     _ner("JNLPBA", "JNLPBA", ("jnlpba",), (46750, 4551, 8662), HyperParams(16, 1e-5, 5)),
     DatasetSpec(
-        name="ebmnlp", display_name="EBM PICO", aliases=("ebm-pico", "pico", "ebmnlp", "ebm-nlp"),
-        task_type="pico", metric=METRIC_BY_TASK_TYPE["pico"], files=_tsv_files("ebmnlp"), labels=PICO_TAGS,
-        unit="labelled tokens", expected_units={"train": 339167, "dev": 85321, "test": 16364}, max_length=512,
+        name="ebmnlp",
+        display_name="EBM PICO",
+        aliases=("ebm-pico", "pico", "ebmnlp", "ebm-nlp"),
+        task_type="pico",
+        metric=METRIC_BY_TASK_TYPE["pico"],
+        files=_tsv_files("ebmnlp"),
+        labels=PICO_TAGS,
+        unit="labelled tokens",
+        expected_units={"train": 339167, "dev": 85321, "test": 16364},
+        max_length=512,
         defaults=HyperParams(32, 5e-5, 1),
-        known_differences={"dev": "the file has 87,308 non-O tokens, BLURB's table says 85,321; "
-                                  "the test split matches exactly (data/SOURCES.md)"},
+        known_differences={
+            "dev": "the file has 87,308 non-O tokens, BLURB's table says 85,321; "
+            "the test split matches exactly (data/SOURCES.md)"
+        },
     ),
     DatasetSpec(
-        name="chemprot", display_name="ChemProt", aliases=("chemprot", "chem-prot"), task_type="re",
-        metric=METRIC_BY_TASK_TYPE["re"], files=_tsv_files("chemprot"),
-        labels=("CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9", "false"), negative_label="false", unit="pairs",
-        expected_units={"train": 18035, "dev": 11268, "test": 15745}, max_length=256,
+        name="chemprot",
+        display_name="ChemProt",
+        aliases=("chemprot", "chem-prot"),
+        task_type="re",
+        metric=METRIC_BY_TASK_TYPE["re"],
+        files=_tsv_files("chemprot"),
+        labels=("CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9", "false"),
+        negative_label="false",
+        unit="pairs",
+        expected_units={"train": 18035, "dev": 11268, "test": 15745},
+        max_length=256,
         defaults=HyperParams(32, 3e-5, 10),
     ),
     DatasetSpec(
-        name="DDI", display_name="DDI", aliases=("ddi",), task_type="re", metric=METRIC_BY_TASK_TYPE["re"],
-        files=_tsv_files("DDI"), labels=("DDI-advise", "DDI-effect", "DDI-false", "DDI-int", "DDI-mechanism"),
-        negative_label="DDI-false", unit="pairs", expected_units={"train": 25296, "dev": 2496, "test": 5716},
-        max_length=256, defaults=HyperParams(32, 2e-5, 5),
+        name="DDI",
+        display_name="DDI",
+        aliases=("ddi",),
+        task_type="re",
+        metric=METRIC_BY_TASK_TYPE["re"],
+        files=_tsv_files("DDI"),
+        labels=("DDI-advise", "DDI-effect", "DDI-false", "DDI-int", "DDI-mechanism"),
+        negative_label="DDI-false",
+        unit="pairs",
+        expected_units={"train": 25296, "dev": 2496, "test": 5716},
+        max_length=256,
+        defaults=HyperParams(32, 2e-5, 5),
     ),
     DatasetSpec(
-        name="GAD", display_name="GAD", aliases=("gad",), task_type="re", metric="micro F1 (positive class)",
-        files=_tsv_files("GAD"), labels=("0", "1"), negative_label="0", unit="pairs",
+        name="GAD",
+        display_name="GAD",
+        aliases=("gad",),
+        task_type="re",
+        metric="micro F1 (positive class)",
+        files=_tsv_files("GAD"),
+        labels=("0", "1"),
+        negative_label="0",
+        unit="pairs",
         # max length 128 as in Gu et al.; LinkBERT's scripts used 256
-        expected_units={"train": 4261, "dev": 535, "test": 534}, max_length=128,
+        expected_units={"train": 4261, "dev": 535, "test": 534},
+        max_length=128,
         defaults=HyperParams(32, 3e-5, 10),
     ),
     DatasetSpec(
-        name="BIOSSES", display_name="BIOSSES", aliases=("biosses",), task_type="similarity",
-        metric=METRIC_BY_TASK_TYPE["similarity"], files=_tsv_files("BIOSSES"), labels=(), unit="pairs",
-        expected_units={"train": 64, "dev": 16, "test": 20}, max_length=128,
-        defaults=HyperParams(16, 1e-5, 30), num_seeds=10,
+        name="BIOSSES",
+        display_name="BIOSSES",
+        aliases=("biosses",),
+        task_type="similarity",
+        metric=METRIC_BY_TASK_TYPE["similarity"],
+        files=_tsv_files("BIOSSES"),
+        labels=(),
+        unit="pairs",
+        expected_units={"train": 64, "dev": 16, "test": 20},
+        max_length=128,
+        defaults=HyperParams(16, 1e-5, 30),
+        num_seeds=10,
     ),
     DatasetSpec(
-        name="HoC", display_name="HoC", aliases=("hoc", "hallmarks-of-cancer"), task_type="multilabel",
-        metric=METRIC_BY_TASK_TYPE["multilabel"], files=_tsv_files("HoC"), labels=HOC_HALLMARKS,
-        unit="abstracts", expected_units={"train": 1295, "dev": 186, "test": 371}, max_length=512,
+        name="HoC",
+        display_name="HoC",
+        aliases=("hoc", "hallmarks-of-cancer"),
+        task_type="multilabel",
+        metric=METRIC_BY_TASK_TYPE["multilabel"],
+        files=_tsv_files("HoC"),
+        labels=HOC_HALLMARKS,
+        unit="abstracts",
+        expected_units={"train": 1295, "dev": 186, "test": 371},
+        max_length=512,
         defaults=HyperParams(32, 4e-5, 40),
     ),
     DatasetSpec(
-        name="pubmedqa", display_name="PubMedQA", aliases=("pubmedqa", "pubmed-qa"), task_type="qa",
+        name="pubmedqa",
+        display_name="PubMedQA",
+        aliases=("pubmedqa", "pubmed-qa"),
+        task_type="qa",
         metric=METRIC_BY_TASK_TYPE["qa"],
-        files={"train": "pubmedqa/pqal_fold0/train_set.json", "dev": "pubmedqa/pqal_fold0/dev_set.json",
-               "test": "pubmedqa/test_set.json"},
-        labels=("yes", "no", "maybe"), unit="questions",
+        files={
+            "train": "pubmedqa/pqal_fold0/train_set.json",
+            "dev": "pubmedqa/pqal_fold0/dev_set.json",
+            "test": "pubmedqa/test_set.json",
+        },
+        labels=("yes", "no", "maybe"),
+        unit="questions",
         expected_units={"train": 450, "dev": 50, "test": 500},
-        max_length=512, defaults=HyperParams(16, 2e-5, 30, warmup_steps=100), num_seeds=10,
+        max_length=512,
+        defaults=HyperParams(16, 2e-5, 30, warmup_steps=100),
+        num_seeds=10,
     ),
     DatasetSpec(
-        name="BioASQ", display_name="BioASQ", aliases=("bioasq", "bioasq-7b"), task_type="qa",
-        metric=METRIC_BY_TASK_TYPE["qa"], files=_tsv_files("BioASQ"), labels=("yes", "no"), unit="questions",
-        expected_units={"train": 670, "dev": 75, "test": 140}, max_length=512,
-        defaults=HyperParams(16, 2e-5, 20, warmup_steps=100), num_seeds=10,
+        name="BioASQ",
+        display_name="BioASQ",
+        aliases=("bioasq", "bioasq-7b"),
+        task_type="qa",
+        metric=METRIC_BY_TASK_TYPE["qa"],
+        files=_tsv_files("BioASQ"),
+        labels=("yes", "no"),
+        unit="questions",
+        expected_units={"train": 670, "dev": 75, "test": 140},
+        max_length=512,
+        defaults=HyperParams(16, 2e-5, 20, warmup_steps=100),
+        num_seeds=10,
     ),
 )
 
@@ -244,8 +335,13 @@ def _resolve_negative_label(labels: tuple[str, ...], negative_label: str | None)
     )
 
 
-def custom_spec(task_type: str, labels: tuple[str, ...] | list[str], name: str = "custom",
-                negative_label: str | None = None, files: dict[str, str] | None = None) -> DatasetSpec:
+def custom_spec(
+    task_type: str,
+    labels: tuple[str, ...] | list[str],
+    name: str = "custom",
+    negative_label: str | None = None,
+    files: dict[str, str] | None = None,
+) -> DatasetSpec:
     """A spec for a user's own files: metric, unit and defaults by task type; no expected counts."""
     if task_type not in TASK_TYPES:
         raise ConfigError(f"unknown task type {task_type!r}; choose one of {', '.join(TASK_TYPES)}")
@@ -255,8 +351,17 @@ def custom_spec(task_type: str, labels: tuple[str, ...] | list[str], name: str =
     elif negative_label is not None:
         raise ConfigError(f"--negative-label only applies to task type 're', not {task_type!r}")
     return DatasetSpec(
-        name=name, display_name=name, aliases=(), task_type=task_type, metric=METRIC_BY_TASK_TYPE[task_type],
-        files=dict(files or {}), labels=labels, unit=UNIT_BY_TASK_TYPE[task_type], expected_units={},
-        max_length=MAX_LENGTH_BY_TASK_TYPE[task_type], defaults=HyperParams(32, 3e-5, 10),
-        negative_label=negative_label, is_custom=True,
+        name=name,
+        display_name=name,
+        aliases=(),
+        task_type=task_type,
+        metric=METRIC_BY_TASK_TYPE[task_type],
+        files=dict(files or {}),
+        labels=labels,
+        unit=UNIT_BY_TASK_TYPE[task_type],
+        expected_units={},
+        max_length=MAX_LENGTH_BY_TASK_TYPE[task_type],
+        defaults=HyperParams(32, 3e-5, 10),
+        negative_label=negative_label,
+        is_custom=True,
     )
