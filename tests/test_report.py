@@ -228,3 +228,20 @@ def test_report_shows_what_doing_nothing_scores(tmp_path: Path) -> None:
     assert "| tiny | BIOSSES | zero-shot cosine (no training) | 73.04 | 84.71 |" in text
     assert "| tiny | BIOSSES | trivial predictor | 0.00 | 0.00 |" in text
     assert files.plots and matplotlib.image.imread(files.plots[0]).shape[0] > 100
+
+
+def test_best_model_is_the_best_mean_dev_cell_best_seed_not_a_lucky_seed(tmp_path: Path) -> None:
+    from biotune.report.tables import best_models
+
+    results = {
+        "standard": [(OK, 77.0, 87.0), (OK, 77.1, 87.5), (OK, 76.9, 87.2)],
+        "reinit1": [(OK, 75.0, 72.0), (OK, 77.5, 71.5), (OK, 74.0, 73.0)],  # the single best dev seed
+    }
+    runs = grid(["BIOSSES"], learning_rates=[1e-5])
+    with StudyStore(tmp_path) as store:
+        store.add_runs(runs)
+        for run in runs:
+            finish(store, run, *results[run.technique][run.seed])
+        cells = summarize_cells(store.runs())
+    (best,) = best_models(cells)
+    assert (best.run.technique, best.run.seed, best.run.dev_score) == ("standard", 1, 77.1)

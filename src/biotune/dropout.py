@@ -1,11 +1,11 @@
 """Dropout with a cheaper random mask, for training on a CPU.
 
-torch's CPU dropout draws one Mersenne-Twister number per element (`bernoulli_`), and that single-threaded
-draw cost more than all of MiniLM-L6's layer norms, GELUs and softmaxes together: about 7% of a training
-step for the hidden-state dropouts, more for the attention-probability dropout of long sequences
-(benchmarks/throughput.py). Here one 64-bit draw gives four 16-bit uniforms. An element is kept when its
-uniform is at least round(p * 65536), so the drop rate is p to within 1/65536, and kept values are scaled
-by the inverse of the exact keep rate: the expected output equals the input, as with `nn.Dropout`.
+torch's CPU dropout draws one Mersenne-Twister number per element through a single-threaded `bernoulli_`.
+Swapping it made MiniLM-L6 training steps 8-16% faster (interleaved steps, batches of 32 x 28 to 8 x 112; the
+attention-probability dropout is most of the gain for long sequences). Here one 64-bit draw gives four
+16-bit uniforms. An element is kept when its uniform is at least round(p * 65536), so the drop rate is p to
+within 1/65536, and kept values are scaled by the inverse of the exact keep rate: the expected output
+equals the input, as with `nn.Dropout`.
 
 Only training on a CPU uses it (`cpu_dropout`); on a GPU torch's own dropout and attention kernels are
 the fast ones, and evaluation has no dropout at all.

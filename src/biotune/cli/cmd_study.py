@@ -102,6 +102,14 @@ def _print_report(files: ReportFiles) -> None:
     console.print(f"report: {files.markdown}  {files.html}", highlight=False)
     for plot in files.plots:
         console.print(f"plot:   {plot}", highlight=False)
+    for best, folder in files.models:
+        run = best.run
+        where = str(folder.parent.parent) if folder else "(its model was not kept)"
+        console.print(
+            f"best model ({run.model} / {run.dataset}): {where}  {run.technique}, seed {run.seed}, "
+            f"dev {_score(run.dev_score)}, test {_score(run.test_score)}",
+            highlight=False,
+        )
 
 
 @app.command("study")

@@ -10,8 +10,10 @@ from pathlib import Path
 from biotune.report.plots import plot_dataset, plot_file_name
 from biotune.report.render import Image, Section, Table, to_html, to_markdown
 from biotune.report.tables import (
+    BestModel,
     CellSummary,
     Stats,
+    best_models,
     best_techniques,
     blurb_rows,
     instability_rows,
@@ -35,6 +37,7 @@ class ReportFiles:
     html: Path
     plots: list[Path]
     cells: list[CellSummary]
+    models: list[tuple[BestModel, Path | None]]
 
 
 def fmt(value: float | None, digits: int = 2, signed: bool = False) -> str:
@@ -124,6 +127,40 @@ def _best(cells: list[CellSummary]) -> Section:
     section = Section("Best technique per dataset and model")
     section.blocks.append("Ranked by mean test score; ties go to the lower standard deviation.")
     section.blocks.append(Table(headers, rows) if rows else "No technique has a test score yet.")
+    return section
+
+
+def kept_models(study_dir: Path, cells: list[CellSummary]) -> list[tuple[BestModel, Path | None]]:
+    """Each model x dataset's best model and its saved folder (None when it was not kept)."""
+    found = []
+    for best in best_models(cells):
+        folder = study_dir / best.run.run_dir / f"seed-{best.run.seed}" / "model"
+        found.append((best, folder if folder.is_dir() else None))
+    return found
+
+
+def _best_model(study_dir: Path, cells: list[CellSummary]) -> Section:
+    rows = [
+        [
+            best.run.model,
+            best.run.dataset,
+            best.run.technique,
+            setting_text(best.run.hyperparameters),
+            str(best.run.seed),
+            fmt(best.run.dev_score),
+            fmt(best.run.test_score),
+            str(folder.relative_to(study_dir)) if folder else "not kept",
+        ]
+        for best, folder in kept_models(study_dir, cells)
+    ]
+    headers = ["Model", "Dataset", "Technique", "Hyper-parameters", "Seed", "Dev", "Test", "Saved model"]
+    section = Section("Best model to export or predict with")
+    section.blocks.append(
+        "The technique and setting with the best mean dev score over their successful seeds, then that "
+        "setting's best-dev seed (one lucky seed of an unstable technique is not picked). "
+        "`biotune export` / `biotune predict` take the saved model's run folder."
+    )
+    section.blocks.append(Table(headers, rows) if rows else "No run has finished with a dev score yet.")
     return section
 
 
@@ -326,6 +363,7 @@ def build_sections(
         _overview(study_dir, records),
         _results(cells),
         _best(cells),
+        _best_model(study_dir, cells),
         _blurb(cells),
         _instability(cells),
         _baselines(records),
@@ -355,4 +393,4 @@ def write_report(study_dir: Path) -> ReportFiles:
     markdown, page = study_dir / REPORT_MD, study_dir / REPORT_HTML
     _write_atomic(markdown, to_markdown(title, sections))
     _write_atomic(page, to_html(title, sections))
-    return ReportFiles(markdown, page, plots, cells)
+    return ReportFiles(markdown, page, plots, cells, kept_models(study_dir, cells))

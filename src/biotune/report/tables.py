@@ -253,3 +253,29 @@ def status_counts(records: Iterable[RunRecord]) -> dict[RunStatus, int]:
     for record in records:
         counts[record.status] += 1
     return counts
+
+
+@dataclass(frozen=True)
+class BestModel:
+    """Per model x dataset: the best-dev seed of the cell whose mean dev score is best."""
+
+    cell: CellSummary
+    run: RunRecord
+
+
+def best_models(cells: Sequence[CellSummary]) -> list[BestModel]:
+    """The one model to export or predict with, per model x dataset.
+
+    A mean over seeds picks the technique and setting (one lucky seed of an unstable technique does not);
+    that cell's best-dev seed is the model. Cells are at their selected hyper-parameters already.
+    """
+    by_pair: dict[tuple[str, str], list[CellSummary]] = {}
+    for cell in cells:
+        by_pair.setdefault((cell.model, cell.dataset), []).append(cell)
+    chosen = []
+    for pair_cells in by_pair.values():
+        cell = pair_cells[select_setting([list(c.runs) for c in pair_cells])]
+        scored = [r for r in cell.runs if r.status == RunStatus.DONE and r.dev_score is not None]
+        if scored:
+            chosen.append(BestModel(cell, max(scored, key=lambda r: r.dev_score or 0.0)))
+    return chosen

@@ -7,6 +7,7 @@ time (a lock file), so any `running` row found at start belongs to a dead proces
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -161,13 +162,25 @@ def run_study(
     return result
 
 
-def prune_models(store: StudyStore, study_dir: Path, model: str, dataset: str) -> None:
-    """Keep the saved model of the best-dev finished run of this model x dataset; delete the others'.
+def setting_of(record: RunRecord) -> tuple[str, str, str, str]:
+    """model x dataset x technique x hyper-parameters: the runs that differ only by seed."""
+    return (
+        record.model,
+        record.dataset,
+        record.technique,
+        json.dumps(record.hyperparameters, sort_keys=True),
+    )
 
-    The best only ever gets better as runs finish, so a model deleted here is never needed again; a model
-    saved per run would otherwise take the encoder's size times the number of runs.
+
+def prune_models(store: StudyStore, study_dir: Path, setting: tuple[str, str, str, str]) -> None:
+    """Keep the saved model of the best-dev finished seed of this setting; delete its other seeds'.
+
+    Within a setting the best only ever gets better as seeds finish, so a model deleted here is never
+    needed again. Which setting is best overall can change until the last seed (a mean over seeds), so
+    each setting keeps its own: the report names the best of them. A model saved per run would otherwise
+    take the encoder's size times the number of runs.
     """
-    finished = [r for r in store.runs() if r.finished and r.model == model and r.dataset == dataset]
+    finished = [r for r in store.runs() if r.finished and setting_of(r) == setting]
     scored = [r for r in finished if r.status == RunStatus.DONE and r.dev_score is not None]
     best = max(scored, key=lambda r: r.dev_score or 0.0).run_id if scored else None
     for record in finished:
@@ -196,7 +209,7 @@ def _callbacks(
         result.ran.append(task.run_id)
         record = store.get(task.run_id)
         if keep_models == "best":
-            prune_models(store, study_dir, record.model, record.dataset)
+            prune_models(store, study_dir, setting_of(record))
         progress.run_finished(record)
 
     def interrupted(task: RunTask) -> None:

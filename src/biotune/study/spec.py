@@ -67,8 +67,9 @@ class StudyConfig(BaseModel):
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig options shared by every run")
     keep_models: Literal["best", "all"] = Field(
         "best",
-        description="best: keep only the saved model of the best-dev run per model x dataset (one to export "
-        "or predict with); all: keep every run's model. `train: {save_model: false}` keeps none",
+        description="best: keep only the saved model of the best-dev seed of each setting (model x dataset "
+        "x technique x hyper-parameters; the report names the best one to export or predict with); "
+        "all: keep every run's model. `train: {save_model: false}` keeps none",
     )
 
     @field_validator("models", "datasets")
