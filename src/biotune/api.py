@@ -8,7 +8,6 @@ seed trained first.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,8 @@ from typing import Any
 from biotune.errors import ConfigError
 from biotune.models import BIOTUNE_MODEL_FILE
 from biotune.predict import Predictor
+from biotune.run_folder import RESULTS_FILE, read_results, seed_model_folder
 
-RESULTS_FILE = "results.json"
 Seed = int | str
 
 
@@ -34,25 +33,6 @@ def parse_seed(seed: Seed) -> int | None:
         return int(text)
     except ValueError:
         raise ConfigError(f"seed must be 'best' or a seed number, got {seed!r}") from None
-
-
-def read_results(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / RESULTS_FILE
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{run_dir}: not a run folder (no {RESULTS_FILE})") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not valid JSON ({exc.msg}); was the run interrupted while writing?"
-        ) from exc
-    if not isinstance(results, dict) or not isinstance(results.get("seeds"), list):
-        raise ConfigError(f"{path}: not a biotune results file (no list of seeds)")
-    return results
-
-
-def seed_model_folder(run_dir: Path, seed: int) -> Path:
-    return Path(run_dir) / f"seed-{seed}" / "model"
 
 
 def select_seed(run_dir: Path, seed: Seed = "best") -> int:

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 LEVELS = 1 << 16
 ATTENTION_NAME = "biotune_cpu_dropout"
@@ -65,8 +66,6 @@ def attention(
     Anything but plain bidirectional self-attention (causal, relative position bias, grouped keys,
     soft-capping, asked-for attention weights) goes to transformers' own sdpa function unchanged.
     """
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     unusual = (
         kwargs.get("is_causal") or getattr(module, "is_causal", False),
         kwargs.get("position_bias") is not None,

@@ -14,17 +14,9 @@ from biotune import metrics
 from biotune.data.loading import DatasetSplits, load_dataset, load_own_files
 from biotune.data.paths import resolve_data_dir
 from biotune.errors import ConfigError
+from biotune.run_folder import read_results, seed_folder, seed_model_folder
 
 SPLITS = ("dev", "test")
-
-
-def read_results(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "results.json"
-    if not path.is_file():
-        raise ConfigError(
-            f"{run_dir}: not a run folder (no results.json); give a folder written by `biotune train`"
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _units(value: Any, task_type: str) -> Any:
@@ -45,7 +37,7 @@ def rescore_predictions(run_dir: Path, split: str = "test") -> dict[str, Any]:
     task_type = results["task_type"]
     scores: dict[str, Any] = {}
     for seed in results["seeds"]:
-        path = Path(run_dir) / f"seed-{seed['seed']}" / f"predictions_{split}.jsonl"
+        path = seed_folder(run_dir, seed["seed"]) / f"predictions_{split}.jsonl"
         if not path.is_file():
             continue
         # split on "\n" only: predictions are written with ensure_ascii=False, and ids may hold U+2028
@@ -85,7 +77,7 @@ def rescore_models(run_dir: Path, split: str = "test") -> dict[str, Any]:
     device = pick_device(results["config"].get("device", "auto"))
     scores: dict[str, Any] = {}
     for seed in results["seeds"]:
-        folder = Path(run_dir) / f"seed-{seed['seed']}" / "model"
+        folder = seed_model_folder(run_dir, seed["seed"])
         if not folder.is_dir():
             continue
         model, tokenizer, card = load_saved_model(folder)

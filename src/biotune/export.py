@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from biotune.api import RESULTS_FILE, Seed, parse_seed, read_results, seed_model_folder, select_seed
+from biotune.api import Seed, parse_seed, select_seed
 from biotune.errors import ConfigError
 from biotune.models import BIOTUNE_MODEL_FILE, HEAD_FILE, MODEL_ALIASES
+from biotune.run_folder import RESULTS_FILE, read_results, seed_model_folder
 from biotune.tasks.placeholders import PLACEHOLDER_PATTERN
 
 CARD_FILE = "README.md"

@@ -32,6 +32,7 @@ from biotune.data.loading import DatasetSplits, load_dataset, load_own_files
 from biotune.data.paths import resolve_data_dir
 from biotune.errors import ConfigError
 from biotune.models import load_tokenizer, model_load_error, resolve_model_path, save_model
+from biotune.run_folder import RESULTS_FILE, seed_folder
 from biotune.tasks import TaskOptions, add_placeholder_tokens, placeholder_pieces, task_for_spec
 from biotune.techniques import parse_techniques, validate_plan
 from biotune.training import RunContext, SeedOutcome, SplitData, train_seed
@@ -386,7 +387,7 @@ def run_training(config: TrainConfig, output_dir: Path, progress: bool = False) 
         with _progress(progress) as hook:
             for seed in resolved.seeds:
                 outcome = train_seed(ctx, seed, on_step=hook)
-                results["seeds"].append(write_seed(ctx, outcome, output_dir / f"seed-{seed}"))
+                results["seeds"].append(write_seed(ctx, outcome, seed_folder(output_dir, seed)))
                 outcome.model = None
                 _write_results(results, output_dir, started)
         return _write_results(results, output_dir, started)
@@ -398,9 +399,9 @@ def _write_results(results: dict[str, Any], output_dir: Path, started: float) ->
     results["summary_dev"] = summarize(results["seeds"], "dev")
     results["warnings"] = baseline_warnings(results)
     results["wall_seconds"] = round(time.time() - started, 3)
-    tmp = output_dir / "results.json.tmp"
+    tmp = output_dir / f"{RESULTS_FILE}.tmp"
     tmp.write_text(json.dumps(results, indent=2, default=_json_default), encoding="utf-8")
-    os.replace(tmp, output_dir / "results.json")
+    os.replace(tmp, output_dir / RESULTS_FILE)
     return results
 
 

@@ -21,6 +21,7 @@ from biotune.report.tables import (
     status_counts,
     summarize_cells,
 )
+from biotune.run_folder import seed_model_folder
 from biotune.study.grid import setting_text
 from biotune.study.records import RunRecord, RunStatus
 from biotune.study.store import StudyStore
@@ -134,12 +135,12 @@ def kept_models(study_dir: Path, cells: list[CellSummary]) -> list[tuple[BestMod
     """Each model x dataset's best model and its saved folder (None when it was not kept)."""
     found = []
     for best in best_models(cells):
-        folder = study_dir / best.run.run_dir / f"seed-{best.run.seed}" / "model"
+        folder = seed_model_folder(study_dir / best.run.run_dir, best.run.seed)
         found.append((best, folder if folder.is_dir() else None))
     return found
 
 
-def _best_model(study_dir: Path, cells: list[CellSummary]) -> Section:
+def _best_model(study_dir: Path, models: list[tuple[BestModel, Path | None]]) -> Section:
     rows = [
         [
             best.run.model,
@@ -151,7 +152,7 @@ def _best_model(study_dir: Path, cells: list[CellSummary]) -> Section:
             fmt(best.run.test_score),
             str(folder.relative_to(study_dir)) if folder else "not kept",
         ]
-        for best, folder in kept_models(study_dir, cells)
+        for best, folder in models
     ]
     headers = ["Model", "Dataset", "Technique", "Hyper-parameters", "Seed", "Dev", "Test", "Saved model"]
     section = Section("Best model to export or predict with")
@@ -357,13 +358,14 @@ def _failures(records: list[RunRecord]) -> list[Section]:
 
 def build_sections(
     study_dir: Path, records: list[RunRecord]
-) -> tuple[list[Section], list[Path], list[CellSummary]]:
+) -> tuple[list[Section], list[Path], list[CellSummary], list[tuple[BestModel, Path | None]]]:
     cells = summarize_cells(records)
+    models = kept_models(study_dir, cells)
     sections = [
         _overview(study_dir, records),
         _results(cells),
         _best(cells),
-        _best_model(study_dir, cells),
+        _best_model(study_dir, models),
         _blurb(cells),
         _instability(cells),
         _baselines(records),
@@ -373,7 +375,7 @@ def build_sections(
     selection = _selection(cells)
     sections += [selection] if selection is not None else []
     sections += _failures(records)
-    return sections, plots, cells
+    return sections, plots, cells, models
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -388,9 +390,9 @@ def write_report(study_dir: Path) -> ReportFiles:
     study_dir = Path(study_dir)
     with StudyStore(study_dir, read_only=True) as store:
         records = store.runs()
-    sections, plots, cells = build_sections(study_dir, records)
+    sections, plots, cells, models = build_sections(study_dir, records)
     title = f"Study report: {study_dir.resolve().name}"
     markdown, page = study_dir / REPORT_MD, study_dir / REPORT_HTML
     _write_atomic(markdown, to_markdown(title, sections))
     _write_atomic(page, to_html(title, sections))
-    return ReportFiles(markdown, page, plots, cells, kept_models(study_dir, cells))
+    return ReportFiles(markdown, page, plots, cells, models)

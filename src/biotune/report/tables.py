@@ -10,13 +10,12 @@ counted apart as errors, and runs still queued or running as pending.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from biotune.study.records import RunRecord, RunStatus
+from biotune.study.records import RunRecord, RunStatus, best_dev_run
 
 STANDARD = "standard"
 
@@ -91,10 +90,6 @@ class CellSummary:
         ]
 
 
-def _setting_key(record: RunRecord) -> str:
-    return json.dumps(record.hyperparameters, sort_keys=True)
-
-
 def _grouped(records: Iterable[RunRecord], key: Any) -> dict[Any, list[RunRecord]]:
     groups: dict[Any, list[RunRecord]] = {}
     for record in sorted(records, key=lambda r: (r.position, r.run_id)):
@@ -126,7 +121,7 @@ def summarize_cells(records: Iterable[RunRecord]) -> list[CellSummary]:
     for (model, dataset, technique), group in _grouped(
         records, lambda r: (r.model, r.dataset, r.technique)
     ).items():
-        settings = list(_grouped(group, _setting_key).values())
+        settings = list(_grouped(group, lambda r: r.setting_key).values())
         chosen = select_setting(settings)
         candidates = tuple(
             SettingCandidate(
@@ -275,7 +270,7 @@ def best_models(cells: Sequence[CellSummary]) -> list[BestModel]:
     chosen = []
     for pair_cells in by_pair.values():
         cell = pair_cells[select_setting([list(c.runs) for c in pair_cells])]
-        scored = [r for r in cell.runs if r.status == RunStatus.DONE and r.dev_score is not None]
-        if scored:
-            chosen.append(BestModel(cell, max(scored, key=lambda r: r.dev_score or 0.0)))
+        best = best_dev_run(cell.runs)
+        if best is not None:
+            chosen.append(BestModel(cell, best))
     return chosen

@@ -7,7 +7,6 @@ time (a lock file), so any `running` row found at start belongs to a dead proces
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from biotune.config import dump_yaml
 from biotune.errors import ConfigError
 from biotune.safety import safe_child
 from biotune.study.grid import RunSpec, expand_grid, setting_text
-from biotune.study.records import RunOutcome, RunRecord, RunStatus
+from biotune.study.records import RunOutcome, RunRecord, RunStatus, best_dev_run
 from biotune.study.runners import (
     RunCallbacks,
     Runner,
@@ -164,12 +163,7 @@ def run_study(
 
 def setting_of(record: RunRecord) -> tuple[str, str, str, str]:
     """model x dataset x technique x hyper-parameters: the runs that differ only by seed."""
-    return (
-        record.model,
-        record.dataset,
-        record.technique,
-        json.dumps(record.hyperparameters, sort_keys=True),
-    )
+    return (record.model, record.dataset, record.technique, record.setting_key)
 
 
 def prune_models(store: StudyStore, study_dir: Path, setting: tuple[str, str, str, str]) -> None:
@@ -181,10 +175,9 @@ def prune_models(store: StudyStore, study_dir: Path, setting: tuple[str, str, st
     take the encoder's size times the number of runs.
     """
     finished = [r for r in store.runs() if r.finished and setting_of(r) == setting]
-    scored = [r for r in finished if r.status == RunStatus.DONE and r.dev_score is not None]
-    best = max(scored, key=lambda r: r.dev_score or 0.0).run_id if scored else None
+    best = best_dev_run(finished)
     for record in finished:
-        if record.run_id != best:
+        if best is None or record.run_id != best.run_id:
             run_dir = safe_child(study_dir, record.run_dir, "run folder in the store")
             for folder in run_dir.glob("seed-*/model"):
                 shutil.rmtree(folder, ignore_errors=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -72,3 +74,14 @@ class RunRecord:
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def setting_key(self) -> str:
+        """Its hyper-parameter setting, comparable across runs (the seed is not part of it)."""
+        return json.dumps(self.hyperparameters, sort_keys=True)
+
+
+def best_dev_run(records: Iterable[RunRecord]) -> RunRecord | None:
+    """The successful run with the highest dev score; ties go to the first."""
+    scored = [r for r in records if r.status == RunStatus.DONE and r.dev_score is not None]
+    return max(scored, key=lambda r: r.dev_score or 0.0) if scored else None
