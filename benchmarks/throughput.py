@@ -1,9 +1,11 @@
-"""CPU throughput of biotune's fine-tuning engine against two Hugging Face Trainer baselines (issue 7).
+"""CPU throughput of biotune's fine-tuning engine against two Hugging Face Trainer baselines (issues 7, 13).
 
-One run, one model, one data slice, one set of hyper-parameters, three systems:
+One run, one model, one data slice, one set of hyper-parameters, four systems:
 
   biotune  biotune.training.train_seed: token-budget batches, sorted evaluation, fused AdamW, cheaper dropout
-           masks (biotune.dropout)
+           masks (biotune.dropout), fp32
+  bf16     the same engine with precision bf16 (autocast to bfloat16 around the forward pass, fp32 loss and
+           master weights; see biotune.device)
   A        the plain style of Hugging Face's run_ner.py example: Trainer, DataCollatorForTokenClassification,
            random order, no length grouping, the example's other defaults (fused AdamW, evaluation in file
            order); evaluation batches as large as training ones, as in the issue's measurements
@@ -18,12 +20,22 @@ Figures per system: wall time of a whole run (tokenization, model loading, train
 (non-padding) tokens per second in training and in evaluation, the share of computed positions that are
 padding, dev F1. Model FLOPs utilization: 6 x non-embedding parameters x real tokens, plus attention
 (12 x layers x hidden x length^2 per sequence), per second of training, over the dense fp32 matmul rate
-measured just before and just after that run. The last line is machine-readable:
+measured just before and just after that run (for bf16: over the dense bf16 matmul rate, measured the same
+way).
+
+Then a long-input case (skip with --no-long): PubMedQA (question, context) pairs at max length 512, where
+there is little padding to save and the per-token cost counts. biotune fp32, biotune bf16 and baseline A
+written like run_glue.py (AutoModelForSequenceClassification, DataCollatorWithPadding, random order), one
+epoch each (--long-epochs), seeds alternated (--long-repeats), dev accuracy after training.
+
+The last line is machine-readable:
 
   train_speedup=<x vs A> train_speedup_b=<x vs B> eval_speedup=<x vs A> f1_delta=<biotune - A> mfu=<m>
+  bf16_speedup=<bf16 vs biotune fp32, train> bf16_eval_speedup=<eval> bf16_f1_delta=<bf16 - fp32> bf16_mfu=<m>
+  long_speedup=<bf16 vs A at 512, train> long_speedup_fp32=<fp32 vs A> long_acc_delta=<bf16 - A>
 
 Quick run while developing (about 3 minutes on 2 free cores):
-  python benchmarks/throughput.py --sentences 300 --epochs 1 --repeats 1
+  python benchmarks/throughput.py --sentences 300 --epochs 1 --repeats 1 --long-examples 64
 """
 
 from __future__ import annotations
@@ -50,9 +62,11 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from torch import nn  # noqa: E402
 from transformers import (  # noqa: E402
+    AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
     AutoTokenizer,
     DataCollatorForTokenClassification,
+    DataCollatorWithPadding,
     EvalPrediction,
     PrinterCallback,
     Trainer,
@@ -61,7 +75,7 @@ from transformers import (  # noqa: E402
 
 from biotune import metrics  # noqa: E402
 from biotune.config import TrainConfig  # noqa: E402
-from biotune.data.examples import TaggedSentence  # noqa: E402
+from biotune.data.examples import Question, TaggedSentence  # noqa: E402
 from biotune.data.loading import load_dataset  # noqa: E402
 from biotune.models import resolve_model_path  # noqa: E402
 from biotune.runs import build_context, resolve_config  # noqa: E402
@@ -69,7 +83,10 @@ from biotune.tasks.base import IGNORE_INDEX  # noqa: E402
 from biotune.training import train_seed  # noqa: E402
 
 DATASET = "ncbi-disease"
-SYSTEMS = ("biotune", "A", "B")
+LONG_DATASET = "pubmedqa"
+SYSTEMS = ("biotune", "bf16", "A", "B")
+LONG_SYSTEMS = ("biotune", "bf16", "A")
+PRECISION = {"biotune": "fp32", "bf16": "bf16"}
 
 
 @dataclass
@@ -127,9 +144,11 @@ class RunResult:
 # --- the machine and the model -------------------------------------------------------------------------
 
 
-def matmul_flops_per_second(size: int = 2048, seconds: float = 3.0) -> float:
-    """Dense fp32 matmul rate with torch's current threads: the denominator of the FLOPs utilization."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_flops_per_second(
+    size: int = 2048, seconds: float = 3.0, dtype: torch.dtype = torch.float32
+) -> float:
+    """Dense matmul rate with torch's current threads: the denominator of the FLOPs utilization."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     a @ b  # warm-up: first-call allocation and thread start-up
     done, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
@@ -161,7 +180,7 @@ def model_shape(model: nn.Module) -> ModelShape:
 # --- biotune ------------------------------------------------------------------------------------------
 
 
-def run_biotune(settings: Settings, seed: int, shape: ModelShape) -> RunResult:
+def run_biotune(settings: Settings, seed: int, shape: ModelShape, system: str = "biotune") -> RunResult:
     started = time.perf_counter()
     config = TrainConfig(
         dataset=DATASET,
@@ -177,6 +196,7 @@ def run_biotune(settings: Settings, seed: int, shape: ModelShape) -> RunResult:
         limit_train=settings.sentences,
         checkpoint="last",  # the final model, as the Trainer baselines report it
         device="cpu",
+        precision=PRECISION[system],
         save_model=False,
     )
     ctx = build_context(resolve_config(config))
@@ -187,7 +207,7 @@ def run_biotune(settings: Settings, seed: int, shape: ModelShape) -> RunResult:
     meter = outcome.throughput
     lengths = ctx.train.features.lengths * len(outcome.history)
     return RunResult(
-        system="biotune",
+        system=system,
         seed=seed,
         wall_seconds=time.perf_counter() - started,
         train_seconds=meter.train_seconds,
@@ -374,12 +394,244 @@ def run_trainer(
     )
 
 
+# --- the long-input case: PubMedQA at 512 --------------------------------------------------------------
+
+
+@dataclass
+class LongResult:
+    system: str
+    seed: int
+    wall_seconds: float
+    train_seconds: float
+    train_tokens: int
+    eval_seconds: float
+    eval_tokens: int
+    dev_accuracy: float
+
+    @property
+    def train_tokens_per_s(self) -> float:
+        return self.train_tokens / self.train_seconds
+
+    @property
+    def eval_tokens_per_s(self) -> float:
+        return self.eval_tokens / self.eval_seconds
+
+
+def run_long_biotune(settings: LongSettings, seed: int, system: str) -> LongResult:
+    started = time.perf_counter()
+    config = TrainConfig(
+        dataset=LONG_DATASET,
+        data_dir=settings.data_dir,
+        model=settings.model,
+        seeds=[seed],
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        warmup_ratio=settings.warmup_ratio,
+        weight_decay=settings.weight_decay,
+        max_length=settings.max_length,
+        limit_train=settings.examples,
+        checkpoint="last",
+        device="cpu",
+        precision=PRECISION[system],
+        save_model=False,
+    )
+    ctx = build_context(resolve_config(config))
+    ctx.test = None
+    outcome = train_seed(ctx, seed)
+    if outcome.dev is None:
+        raise RuntimeError(f"{system} seed {seed} diverged: {outcome.error}")
+    meter = outcome.throughput
+    return LongResult(
+        system=system,
+        seed=seed,
+        wall_seconds=time.perf_counter() - started,
+        train_seconds=meter.train_seconds,
+        train_tokens=meter.train_tokens,
+        eval_seconds=meter.eval_seconds,
+        eval_tokens=meter.eval_tokens,
+        dev_accuracy=float(outcome.dev.metrics["score"]),
+    )
+
+
+class PairCountingCollator:
+    """run_glue.py's DataCollatorWithPadding, counting real tokens per phase."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.inner = DataCollatorWithPadding(tokenizer)
+        self.phase = "train"
+        self.tokens = {"train": 0, "eval": 0}
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        self.tokens[self.phase] += sum(len(f["input_ids"]) for f in features)
+        return self.inner(features)
+
+
+class TimedPairTrainer(Trainer):
+    def __init__(self, *args: Any, counting: PairCountingCollator, **kwargs: Any) -> None:
+        super().__init__(*args, data_collator=counting, **kwargs)
+        self.counting = counting
+        self.eval_seconds = 0.0
+        self.evaluations: list[dict[str, float]] = []
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        self.counting.phase = "eval"
+        started = time.perf_counter()
+        try:
+            result = super().evaluate(*args, **kwargs)
+        finally:
+            self.eval_seconds += time.perf_counter() - started
+            self.counting.phase = "train"
+        self.evaluations.append(result)
+        return result
+
+
+def run_long_trainer(
+    settings: LongSettings, seed: int, train: Sequence[Question], dev: Sequence[Question]
+) -> LongResult:
+    """run_glue.py on (question, context) pairs: truncation of the context, as biotune cuts it."""
+    started = time.perf_counter()
+    path = resolve_model_path(settings.model)
+    labels = sorted({q.label for q in train} | {q.label for q in dev})
+    label_ids = {label: i for i, label in enumerate(labels)}
+    tokenizer = AutoTokenizer.from_pretrained(path)
+
+    def encode(questions: Sequence[Question]) -> list[dict[str, Any]]:
+        encoded = tokenizer(
+            [q.question for q in questions],
+            [q.context for q in questions],
+            truncation="only_second",
+            max_length=settings.max_length,
+        )
+        return [
+            {**{key: encoded[key][i] for key in encoded}, "labels": label_ids[q.label]}
+            for i, q in enumerate(questions)
+        ]
+
+    train_set, dev_set = encode(train), encode(dev)
+    transformers.set_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_ids
+    )
+    counting = PairCountingCollator(tokenizer)
+
+    def accuracy(prediction: EvalPrediction) -> dict[str, float]:
+        logits = prediction.predictions
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        predicted = np.asarray(logits).argmax(-1)
+        return {"accuracy": float((predicted == np.asarray(prediction.label_ids)).mean() * 100)}
+
+    with tempfile.TemporaryDirectory() as output_dir:
+        arguments = TrainingArguments(
+            output_dir=output_dir,
+            num_train_epochs=settings.epochs,
+            per_device_train_batch_size=settings.batch_size,
+            per_device_eval_batch_size=settings.batch_size,
+            learning_rate=settings.learning_rate,
+            weight_decay=settings.weight_decay,
+            warmup_steps=settings.warmup_ratio,
+            eval_strategy="epoch",
+            save_strategy="no",
+            logging_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            seed=seed,
+            use_cpu=True,
+        )
+        trainer = TimedPairTrainer(
+            model=model,
+            args=arguments,
+            train_dataset=train_set,
+            eval_dataset=dev_set,
+            processing_class=tokenizer,
+            compute_metrics=accuracy,
+            counting=counting,
+        )
+        trainer.remove_callback(PrinterCallback)
+        train_started = time.perf_counter()
+        trainer.train()
+        train_seconds = time.perf_counter() - train_started - trainer.eval_seconds
+    return LongResult(
+        system="A",
+        seed=seed,
+        wall_seconds=time.perf_counter() - started,
+        train_seconds=train_seconds,
+        train_tokens=counting.tokens["train"],
+        eval_seconds=trainer.eval_seconds,
+        eval_tokens=counting.tokens["eval"],
+        dev_accuracy=float(trainer.evaluations[-1]["eval_accuracy"]),
+    )
+
+
+@dataclass
+class LongSettings:
+    model: str
+    examples: int | None
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    warmup_ratio: float
+    weight_decay: float
+    max_length: int
+    data_dir: Path | None
+
+
+def run_long_case(settings: LongSettings, repeats: int) -> tuple[list[LongResult], dict[str, float]]:
+    splits = load_dataset(LONG_DATASET, settings.data_dir, splits=("train", "dev"))
+    train = list(splits.train[: settings.examples]) if settings.examples else list(splits.train)
+    dev = list(splits.dev)
+    print(
+        f"{LONG_DATASET} at max length {settings.max_length}: {len(train)} train questions, {len(dev)} dev; "
+        f"batch {settings.batch_size}, lr {settings.learning_rate}, {settings.epochs} epoch(s)",
+        flush=True,
+    )
+    results: list[LongResult] = []
+    for repeat in range(repeats):
+        order = LONG_SYSTEMS if repeat % 2 == 0 else LONG_SYSTEMS[::-1]
+        for system in order:
+            before = matmul_flops_per_second()
+            if system == "A":
+                result = run_long_trainer(settings, repeat, train, dev)
+            else:
+                result = run_long_biotune(settings, repeat, system)
+            rate = (before + matmul_flops_per_second()) / 2
+            results.append(result)
+            print(
+                f"  {system:<7} seed {repeat}: wall {result.wall_seconds:6.1f}s, train "
+                f"{result.train_tokens_per_s:5.0f} tok/s, eval {result.eval_tokens_per_s:5.0f} tok/s, "
+                f"dev accuracy {result.dev_accuracy:.2f} (fp32 matmul {rate / 1e9:.0f} GFLOP/s)",
+                flush=True,
+            )
+    summary: dict[str, dict[str, float]] = {}
+    for system in LONG_SYSTEMS:
+        runs = [r for r in results if r.system == system]
+        summary[system] = {
+            "wall_s": statistics.median(r.wall_seconds for r in runs),
+            "train_tok_s": statistics.median(r.train_tokens_per_s for r in runs),
+            "eval_tok_s": statistics.median(r.eval_tokens_per_s for r in runs),
+            "dev_acc": statistics.fmean(r.dev_accuracy for r in runs),
+        }
+    print(f"{'long':<8} {'wall s':>8} {'train tok/s':>12} {'eval tok/s':>11} {'dev acc':>8}")
+    for system, row in summary.items():
+        print(
+            f"{system:<8} {row['wall_s']:>8.1f} {row['train_tok_s']:>12.0f} {row['eval_tok_s']:>11.0f} "
+            f"{row['dev_acc']:>8.2f}"
+        )
+    ratios = {
+        "long_speedup": summary["bf16"]["train_tok_s"] / summary["A"]["train_tok_s"],
+        "long_speedup_fp32": summary["biotune"]["train_tok_s"] / summary["A"]["train_tok_s"],
+        "long_eval_speedup": summary["bf16"]["eval_tok_s"] / summary["A"]["eval_tok_s"],
+        "long_acc_delta": summary["bf16"]["dev_acc"] - summary["A"]["dev_acc"],
+    }
+    return results, ratios
+
+
 # --- the run ------------------------------------------------------------------------------------------
 
 
-def order_for(repeat: int) -> tuple[str, ...]:
+def order_for(repeat: int, systems: Sequence[str] = SYSTEMS) -> tuple[str, ...]:
     """Alternate: forward on even repeats, backward on odd ones, so drift in machine load cancels."""
-    return SYSTEMS if repeat % 2 == 0 else SYSTEMS[::-1]
+    return tuple(systems) if repeat % 2 == 0 else tuple(systems)[::-1]
 
 
 def summarize(results: list[RunResult]) -> dict[str, dict[str, float]]:
@@ -402,7 +654,11 @@ def summarize(results: list[RunResult]) -> dict[str, dict[str, float]]:
     return summary
 
 
-def report(summary: dict[str, dict[str, float]], results: list[RunResult]) -> str:
+def report(
+    summary: dict[str, dict[str, float]],
+    results: list[RunResult],
+    long_ratios: dict[str, float] | None = None,
+) -> str:
     lines = [
         f"{'system':<8} {'wall s':>8} {'train tok/s':>12} {'eval tok/s':>11} {'train pad':>10} "
         f"{'eval pad':>9} {'dev F1':>7} {'MFU':>6} {'matmul GFLOP/s':>15}"
@@ -413,8 +669,10 @@ def report(summary: dict[str, dict[str, float]], results: list[RunResult]) -> st
             f"{s['train_padding']:>10.1%} {s['eval_padding']:>9.1%} {s['dev_f1']:>7.2f} {s['mfu']:>6.2f} "
             f"{s['matmul_gflops']:>15.0f}"
         )
+    lines.append("(bf16: MFU over the bf16 matmul rate, which is its matmul column)")
     lines.append("per seed: " + "; ".join(f"{r.system} seed {r.seed} F1 {r.dev_f1:.2f}" for r in results))
-    bio, a, b = (summary.get(name) for name in SYSTEMS)
+    parts: list[str] = []
+    bio, bf16, a, b = (summary.get(name) for name in SYSTEMS)
     if bio and a and b:
         ratios = {
             "train_speedup": bio["train_tok_s"] / a["train_tok_s"],
@@ -425,11 +683,27 @@ def report(summary: dict[str, dict[str, float]], results: list[RunResult]) -> st
             "wall_speedup_b": b["wall_s"] / bio["wall_s"],
         }
         lines.append("ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
-        lines.append(
+        parts.append(
             f"train_speedup={ratios['train_speedup']:.2f} train_speedup_b={ratios['train_speedup_b']:.2f} "
             f"eval_speedup={ratios['eval_speedup']:.2f} f1_delta={bio['dev_f1'] - a['dev_f1']:+.2f} "
             f"mfu={bio['mfu']:.2f}"
         )
+    if bio and bf16:
+        extra = f" bf16_vs_A={bf16['train_tok_s'] / a['train_tok_s']:.2f}" if a else ""
+        lines.append(f"bf16 against fp32:{extra}")
+        parts.append(
+            f"bf16_speedup={bf16['train_tok_s'] / bio['train_tok_s']:.2f} "
+            f"bf16_eval_speedup={bf16['eval_tok_s'] / bio['eval_tok_s']:.2f} "
+            f"bf16_f1_delta={bf16['dev_f1'] - bio['dev_f1']:+.2f} bf16_mfu={bf16['mfu']:.2f}"
+        )
+    if long_ratios:
+        parts.append(
+            f"long_speedup={long_ratios['long_speedup']:.2f} "
+            f"long_speedup_fp32={long_ratios['long_speedup_fp32']:.2f} "
+            f"long_acc_delta={long_ratios['long_acc_delta']:+.2f}"
+        )
+    if parts:
+        lines.append(" ".join(parts))
     return "\n".join(lines)
 
 
@@ -447,11 +721,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--data-dir", type=Path, default=None, help="the BLURB data folder")
-    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset of biotune,A,B")
+    parser.add_argument(
+        "--systems", default=",".join(SYSTEMS), help="comma-separated subset of biotune,bf16,A,B"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every run's figures here")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads for every system (default: torch's own)"
     )
+    parser.add_argument("--long", action=argparse.BooleanOptionalAction, default=True, help="PubMedQA at 512")
+    parser.add_argument("--long-examples", type=int, default=None, help="first N PubMedQA train questions")
+    parser.add_argument("--long-epochs", type=int, default=1)
+    parser.add_argument("--long-repeats", type=int, default=2)
+    parser.add_argument("--long-batch-size", type=int, default=16)
+    parser.add_argument("--long-learning-rate", type=float, default=2e-5)
     return parser.parse_args(argv)
 
 
@@ -490,13 +772,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     results: list[RunResult] = []
     for repeat in range(args.repeats):
         for system in (s for s in order_for(repeat) if s in chosen):
-            before = matmul_flops_per_second()
-            if system == "biotune":
-                result = run_biotune(settings, repeat, shape)
+            dtype = torch.bfloat16 if system == "bf16" else torch.float32
+            before = matmul_flops_per_second(dtype=dtype)
+            if system in PRECISION:
+                result = run_biotune(settings, repeat, shape, system)
             else:
                 result = run_trainer(system, settings, repeat, train, dev)
             # the machine's rate around the run: other processes' load comes and goes
-            rate = (before + matmul_flops_per_second()) / 2
+            rate = (before + matmul_flops_per_second(dtype=dtype)) / 2
             result.matmul_flops = rate
             results.append(result)
             print(
@@ -504,12 +787,28 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"{result.train_tokens_per_s:5.0f} tok/s ({result.train_padding:.1%} padding), eval "
                 f"{result.eval_tokens_per_s:5.0f} tok/s ({result.eval_padding:.1%} padding, "
                 f"{result.evaluations} passes), dev F1 {result.dev_f1:.2f}, MFU {result.mfu:.2f} "
-                f"(matmul {rate / 1e9:.0f} GFLOP/s)",
+                f"({'bf16' if system == 'bf16' else 'fp32'} matmul {rate / 1e9:.0f} GFLOP/s)",
                 flush=True,
             )
+    long_results: list[LongResult] = []
+    long_ratios = None
+    if args.long:
+        long_settings = LongSettings(
+            model=args.model,
+            examples=args.long_examples,
+            epochs=args.long_epochs,
+            batch_size=args.long_batch_size,
+            learning_rate=args.long_learning_rate,
+            warmup_ratio=args.warmup_ratio,
+            weight_decay=args.weight_decay,
+            max_length=512,
+            data_dir=args.data_dir,
+        )
+        long_results, long_ratios = run_long_case(long_settings, args.long_repeats)
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2), encoding="utf-8")
-    print(report(summarize(results), results), flush=True)
+        figures = {"ncbi": [asdict(r) for r in results], "long": [asdict(r) for r in long_results]}
+        args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    print(report(summarize(results), results, long_ratios), flush=True)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
 )
 
+from biotune.device import Precision
 from biotune.errors import ConfigError
 
 TaskType = Literal["ner", "pico", "re", "similarity", "classification", "multilabel", "qa"]
@@ -82,6 +83,14 @@ class TrainConfig(BaseModel):
     max_grad_norm: float = Field(1.0, gt=0)
     dropout: float | None = Field(None, ge=0, lt=1)
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
+    precision: Precision = Field(
+        "fp32",
+        description="fp32, bf16 (autocast, fp32 master weights), fp16 (+ loss scaling), tf32 (CUDA), "
+        "or auto (bf16 where the device computes it natively, else fp32)",
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass: less memory, about 30% more time"
+    )
     trust_remote_code: bool = False
     save_model: bool = Field(
         True, description="keep each seed's selected model (safetensors) for export/predict"

@@ -63,10 +63,10 @@ def _splits_of(results: dict[str, Any]) -> DatasetSplits:
 
 def rescore_models(run_dir: Path, split: str = "test") -> dict[str, Any]:
     """Every seed's saved model run again on the split's data and scored."""
+    from biotune.device import inference_recipe
+    from biotune.inference import predict_outputs
     from biotune.models import load_saved_model
-    from biotune.runs import pick_device
     from biotune.tasks import TaskOptions, get_task
-    from biotune.training import predict_outputs
 
     if split not in SPLITS:
         raise ConfigError(f"split must be dev or test, got {split!r}")
@@ -74,7 +74,8 @@ def rescore_models(run_dir: Path, split: str = "test") -> dict[str, Any]:
     examples = getattr(_splits_of(results), split)
     if not examples:
         raise ConfigError(f"{run_dir}: the run has no {split} data to evaluate on")
-    device = pick_device(results["config"].get("device", "auto"))
+    config = results["config"]
+    recipe = inference_recipe(config.get("device", "auto"), config.get("precision", "fp32"))
     scores: dict[str, Any] = {}
     for seed in results["seeds"]:
         folder = seed_model_folder(run_dir, seed["seed"])
@@ -84,7 +85,9 @@ def rescore_models(run_dir: Path, split: str = "test") -> dict[str, Any]:
         options = TaskOptions(pair_encoding=card.get("pair_encoding") or "cross")
         task = get_task(card["task_type"], card["labels"], card.get("negative_label"), options)
         features = task.featurize(examples, tokenizer, int(card["max_length"]))
-        outputs = predict_outputs(model.to(device), features, task.head, tokenizer.pad_token_id or 0, device)
+        outputs = predict_outputs(
+            model.to(recipe.device), features, task.head, tokenizer.pad_token_id or 0, recipe
+        )
         scores[str(seed["seed"])] = _score(
             results, task.gold(examples), task.decode(examples, features, outputs)
         )

@@ -31,6 +31,9 @@ from biotune.tasks.base import HeadKind
 Pooling = Literal["cls", "mean"]
 PairEncoding = Literal["cross", "siamese"]
 HEAD_FILE = "head.safetensors"
+# Master weights are always fp32, whatever dtype a checkpoint was saved in: under transformers 5 some hub
+# checkpoints (DeBERTa-v3's) load in fp16 unless told. Reduced precision is autocast's job (biotune.device).
+FP32: dict[str, Any] = {"dtype": torch.float32}
 BIOTUNE_MODEL_FILE = "biotune_model.json"
 
 
@@ -212,20 +215,30 @@ def build_model(
     try:
         if head == "token":
             return AutoModelForTokenClassification.from_pretrained(
-                path, trust_remote_code=trust_remote_code, **_hf_head_kwargs(head, labels), **overrides
+                path,
+                trust_remote_code=trust_remote_code,
+                **_hf_head_kwargs(head, labels),
+                **overrides,
+                **FP32,
             )
         if pair_encoding == "siamese":
             config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **overrides)
-            encoder = AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code)
+            encoder = AutoModel.from_pretrained(
+                path, config=config, trust_remote_code=trust_remote_code, **FP32
+            )
             return SiameseCosineModel(encoder)
         if pooling == "cls":
             return AutoModelForSequenceClassification.from_pretrained(
-                path, trust_remote_code=trust_remote_code, **_hf_head_kwargs(head, labels), **overrides
+                path,
+                trust_remote_code=trust_remote_code,
+                **_hf_head_kwargs(head, labels),
+                **overrides,
+                **FP32,
             )
         config = AutoConfig.from_pretrained(
             path, trust_remote_code=trust_remote_code, **_hf_head_kwargs(head, labels), **overrides
         )
-        encoder = AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code)
+        encoder = AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code, **FP32)
     except (OSError, ValueError) as exc:
         raise model_load_error("model", name, exc) from exc
     num_outputs = 1 if head == "regression" else len(labels)
@@ -310,7 +323,7 @@ def load_saved_model(folder: Path) -> tuple[nn.Module, PreTrainedTokenizerBase, 
         head: HeadKind = card["head"]
         labels: list[str] = card["labels"]
         if card.get("pair_encoding") == "siamese":
-            encoder = AutoModel.from_pretrained(str(folder), trust_remote_code=False)
+            encoder = AutoModel.from_pretrained(str(folder), trust_remote_code=False, **FP32)
             siamese = SiameseCosineModel(encoder)
             weights = load_file(str(folder / HEAD_FILE))
             with torch.no_grad():
@@ -319,14 +332,34 @@ def load_saved_model(folder: Path) -> tuple[nn.Module, PreTrainedTokenizerBase, 
             model: nn.Module = siamese
         elif card.get("pooling", "cls") == "mean" and head != "token":
             config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
-            encoder = AutoModel.from_pretrained(str(folder), trust_remote_code=False, config=config)
+            encoder = AutoModel.from_pretrained(str(folder), trust_remote_code=False, config=config, **FP32)
             model = MeanPoolingModel(encoder, 1 if head == "regression" else len(labels), 0.0)
             model.classifier.load_state_dict(load_file(str(folder / HEAD_FILE)))
         elif head == "token":
-            model = AutoModelForTokenClassification.from_pretrained(str(folder), trust_remote_code=False)
+            model = AutoModelForTokenClassification.from_pretrained(
+                str(folder), trust_remote_code=False, **FP32
+            )
         else:
-            model = AutoModelForSequenceClassification.from_pretrained(str(folder), trust_remote_code=False)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                str(folder), trust_remote_code=False, **FP32
+            )
         model.eval()
     except (OSError, ValueError) as exc:
         raise model_load_error("saved model", str(folder), exc) from exc
     return model, tokenizer, card
+
+
+def enable_gradient_checkpointing(model: nn.Module) -> None:
+    """Recompute each encoder layer's activations in the backward pass instead of keeping them (the
+    Hugging Face method, on the encoder itself for the mean-pooled and siamese wrappers). Non-reentrant, so
+    it works with frozen layers; the random state is replayed, so dropout masks are the same."""
+    encoder = model.encoder if isinstance(model, MeanPoolingModel | SiameseCosineModel) else model
+    if not getattr(encoder, "supports_gradient_checkpointing", False):
+        raise ConfigError(
+            f"{type(encoder).__name__} does not support gradient checkpointing: drop gradient_checkpointing"
+        )
+    kwargs = {"use_reentrant": False}
+    if hasattr(encoder, "activation_checkpointing_enable"):  # transformers 5.x's name
+        encoder.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)

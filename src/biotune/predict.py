@@ -38,7 +38,9 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from biotune.data.examples import LabeledDocument, LabeledText, Question, ScoredPair, TaggedSentence
+from biotune.device import DeviceRecipe
 from biotune.errors import ConfigError, DataError
+from biotune.inference import as_recipe, predict_outputs
 from biotune.tasks import Task, TaskOptions, get_task
 from biotune.tasks.placeholders import PLACEHOLDER_PATTERN, find_placeholders
 from biotune.textsplit import Word, split_sentences, split_words
@@ -263,17 +265,18 @@ class Predictor:
         tokenizer: PreTrainedTokenizerBase,
         card: dict[str, Any],
         folder: Path,
-        device: torch.device,
+        device: torch.device | DeviceRecipe,
         batch_size: int = 32,
         threshold: float = 0.5,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
-        self.model = model.to(device).eval()
+        self.recipe = as_recipe(device)
+        self.model = model.to(self.recipe.device).eval()
         self.tokenizer = tokenizer
         self.card = card
         self.folder = Path(folder)
-        self.device = device
+        self.device = self.recipe.device
         self.batch_size = batch_size
         self.threshold = _check_threshold(threshold)
         options = TaskOptions(pair_encoding=card.get("pair_encoding") or "cross")
@@ -292,11 +295,13 @@ class Predictor:
         cls, folder: Path, device: str = "auto", batch_size: int = 32, threshold: float = 0.5
     ) -> Predictor:
         """A model folder written by `biotune train` (seed-N/model) or `biotune export`."""
+        from biotune.device import inference_recipe
         from biotune.models import load_saved_model
-        from biotune.runs import pick_device
 
         model, tokenizer, card = load_saved_model(Path(folder))
-        return cls(model, tokenizer, card, Path(folder), pick_device(device), batch_size, threshold)
+        # the precision the model was trained (and dev-selected) in
+        recipe = inference_recipe(device, (card.get("config") or {}).get("precision", "fp32"))
+        return cls(model, tokenizer, card, Path(folder), recipe, batch_size, threshold)
 
     @property
     def task_type(self) -> str:
@@ -434,8 +439,6 @@ class Predictor:
     # ------------------------------------------------------------------------------------------ model
 
     def _scores(self, chunk: Sequence[_Prepared]) -> list[np.ndarray]:
-        from biotune.training import predict_outputs
-
         if self.task.head == "token":
             examples = [
                 TaggedSentence(
@@ -451,7 +454,7 @@ class Predictor:
             examples = [entry.example for entry in chunk]
         features = self.task.featurize(examples, self.tokenizer, self.max_length)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        outputs = predict_outputs(self.model, features, self.task.head, pad_id, self.device)
+        outputs = predict_outputs(self.model, features, self.task.head, pad_id, self.recipe)
         if self.task.head == "regression":
             return [np.array([score]) for score in self.task.decode(examples, features, outputs)]
         per_example = [

@@ -30,8 +30,9 @@ from biotune import __version__, baselines
 from biotune.config import TrainConfig, dump_yaml
 from biotune.data.loading import DatasetSplits, load_dataset, load_own_files
 from biotune.data.paths import resolve_data_dir
+from biotune.device import recipe_for, refuse_distributed
 from biotune.errors import ConfigError
-from biotune.models import load_tokenizer, model_load_error, resolve_model_path, save_model
+from biotune.models import FP32, load_tokenizer, model_load_error, resolve_model_path, save_model
 from biotune.run_folder import RESULTS_FILE, seed_folder
 from biotune.tasks import TaskOptions, add_placeholder_tokens, placeholder_pieces, task_for_spec
 from biotune.techniques import parse_techniques, validate_plan
@@ -80,6 +81,8 @@ def load_splits(config: TrainConfig) -> DatasetSplits:
 
 def resolve_config(config: TrainConfig) -> PreparedRun:
     """Fill every None from the dataset's registry defaults; validate everything before any work."""
+    refuse_distributed()
+    recipe = recipe_for(config.device, config.precision)  # a device or precision it can't run: fail now
     splits = load_splits(config)
     spec = splits.spec
     defaults = getattr(spec, "defaults", None)
@@ -112,6 +115,7 @@ def resolve_config(config: TrainConfig) -> PreparedRun:
         values["pooling"] = "cls"
     values["dataset"] = spec.name if not own else None
     values["task_type"] = spec.task_type
+    values["precision"] = recipe.precision  # `auto` as it resolved here, so config.yaml says what ran
     if values["batch_size"] % values["gradient_accumulation"]:
         raise ConfigError(
             f"batch_size {values['batch_size']} is not a multiple of gradient_accumulation "
@@ -136,14 +140,6 @@ def versions() -> dict[str, str]:
         "platform": platform.platform(),
         "threads": str(torch.get_num_threads()),
     }
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but no CUDA GPU is visible; use --device cpu")
-    return torch.device(name)
 
 
 def num_encoder_layers(model_name: str, trust_remote_code: bool) -> int:
@@ -195,7 +191,7 @@ def build_context(prepared: PreparedRun) -> RunContext:
         plan=plan,
         added_token_pieces=pieces,
         trivial_dev_score=trivial_dev,
-        device=pick_device(config.device),
+        recipe=recipe_for(config.device, config.precision),
         train_target_mean=target_mean,
     )
 
@@ -213,7 +209,7 @@ def baseline_report(ctx: RunContext) -> dict[str, Any]:
         from transformers import AutoModel
 
         encoder = AutoModel.from_pretrained(
-            resolve_model_path(ctx.config.model), trust_remote_code=ctx.config.trust_remote_code
+            resolve_model_path(ctx.config.model), trust_remote_code=ctx.config.trust_remote_code, **FP32
         )
         report["zero_shot_cosine"] = {
             name: baselines.zero_shot_similarity(
@@ -371,6 +367,7 @@ def run_training(config: TrainConfig, output_dir: Path, progress: bool = False) 
             "technique_label": ctx.plan.label,
             "config": resolved.model_dump(mode="json"),
             "versions": versions(),
+            "device": ctx.recipe.describe(),
             "featurization": {
                 name: {
                     "examples": split.features.n_examples,

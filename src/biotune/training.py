@@ -4,6 +4,12 @@ Task-agnostic: it sees feature sets, a model, a head kind (which fixes the loss)
 `decode` + `metrics.compute` pair. The step is written out in full (nanoGPT style) rather than hidden in a
 Trainer, so every stability technique's effect on it is visible.
 
+A seed runs as setup (model, techniques, optimizer, every epoch's batches), epochs (the explicit step),
+dev selection after each epoch (best or last, patience, the siamese epoch 0), and finish (restore the
+selected weights, test, the collapse check), with one exit path. What depends on the hardware (precision,
+fused AdamW, `TrainedRows`, the CPU dropout masks, clipping without a host sync, the evaluation budget) is
+decided once per run in `biotune.device` and read here from `ctx.recipe`.
+
 Speed on a CPU (measured by benchmarks/throughput.py; none of it changes the arithmetic beyond rounding):
 batches filled to a token budget (almost no padding), evaluation batches cut for the fewest computed
 positions, fused AdamW, word-embedding rows the training data never reaches left out of the optimizer
@@ -15,7 +21,6 @@ epoch's evaluation is reused, not recomputed), and dropout masks drawn four to a
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import math
 import random
@@ -30,22 +35,21 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
-from biotune import metrics
-from biotune.batching import iterate, padded_size, sorted_batches, token_budget_batches
+from biotune.batching import iterate, padded_size, token_budget_batches
 from biotune.config import TrainConfig
+from biotune.device import DeviceRecipe
 from biotune.dropout import cpu_dropout
 from biotune.errors import TrainingDiverged
-from biotune.models import build_model, extend_vocabulary, init_regression_head
+from biotune.inference import Evaluation, SplitData, Throughput, as_recipe, evaluate, model_inputs
+from biotune.models import build_model, enable_gradient_checkpointing, extend_vocabulary, init_regression_head
 from biotune.resources import batch_dimensions, out_of_memory_guard
-from biotune.tasks import FeatureSet, Task
+from biotune.tasks import Task
 from biotune.tasks.base import IGNORE_INDEX, HeadKind
 from biotune.techniques import TechniquePlan, apply_techniques, build_param_groups, make_optimizer
 
 log = logging.getLogger("biotune.training")
 
-# Positions per evaluation batch at most: on a CPU a forward pass is no faster per token beyond a few
-# hundred positions (MiniLM-L6, measured from 128 to 4096), and smaller batches let lengths match closely.
-EVAL_TOKENS_PER_BATCH = 4096
+__all__ = ["Evaluation", "SplitData", "Throughput", "evaluate"]  # re-exported: they live in biotune.inference
 
 
 def set_seed(seed: int) -> None:
@@ -85,86 +89,10 @@ def loss_units(features: Sequence[dict[str, Any]], head: HeadKind) -> list[int]:
     return [1] * len(features)
 
 
-def model_inputs(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device) for k, v in batch.items() if k != "labels"}
-
-
-@dataclass
-class Throughput:
-    """Where a seed's compute went: seconds, real (non-padding) tokens and computed (padded) positions.
-
-    Training counts the optimizer steps only; evaluation counts every dev/test pass (forward, decoding and
-    scoring). Tokens follow the feature set's lengths.
-    """
-
-    train_seconds: float = 0.0
-    train_tokens: int = 0
-    train_positions: int = 0
-    eval_seconds: float = 0.0
-    eval_tokens: int = 0
-    eval_positions: int = 0
-
-
-@torch.inference_mode()
-def predict_outputs(
-    model: nn.Module,
-    features: FeatureSet,
-    head: HeadKind,
-    pad_token_id: int,
-    device: torch.device,
-    meter: Throughput | None = None,
-) -> list[np.ndarray]:
-    """Raw outputs per feature, in feature order; token heads trimmed to each feature's real length."""
-    model.eval()
-    outputs: list[np.ndarray] = [np.empty(0)] * len(features.features)
-    batches = sorted_batches(features.lengths, EVAL_TOKENS_PER_BATCH)
-    if meter is not None:
-        tokens, positions = padded_size(features.lengths, batches)
-        meter.eval_tokens += tokens
-        meter.eval_positions += positions
-    for indices, batch in iterate(features.features, batches, pad_token_id, head):
-        with out_of_memory_guard(*batch_dimensions(batch)):
-            logits = model(**model_inputs(batch, device)).logits.float().cpu().numpy()
-        if not np.isfinite(logits).all():
-            raise TrainingDiverged("the model's outputs became non-finite (nan/inf)")
-        for row, index in enumerate(indices):
-            outputs[index] = logits[row, : features.lengths[index]] if head == "token" else logits[row]
-    return outputs
-
-
-@dataclass
-class SplitData:
-    examples: Sequence[Any]
-    features: FeatureSet
-
-
-@dataclass
-class Evaluation:
-    metrics: dict[str, Any]
-    predictions: list[Any]
-
-
-def evaluate(
-    model: nn.Module,
-    task: Task,
-    split: SplitData,
-    spec: Any,
-    pad_token_id: int,
-    device: torch.device,
-    meter: Throughput | None = None,
-) -> Evaluation:
-    started = time.perf_counter()
-    outputs = predict_outputs(model, split.features, task.head, pad_token_id, device, meter)
-    predictions = task.decode(split.examples, split.features, outputs)
-    scores = metrics.compute(spec, task.gold(split.examples), predictions)
-    if meter is not None:
-        meter.eval_seconds += time.perf_counter() - started
-    return Evaluation(scores, predictions)
-
-
 @dataclass
 class RunContext:
-    """What every seed of a run shares: data featurized once, the resolved config, the techniques."""
+    """What every seed of a run shares: data featurized once, the resolved config, the techniques, and how
+    the device trains (`recipe`)."""
 
     config: TrainConfig
     spec: Any
@@ -176,8 +104,16 @@ class RunContext:
     plan: TechniquePlan
     added_token_pieces: dict[str, list[int]]
     trivial_dev_score: float
-    device: torch.device
+    recipe: DeviceRecipe
     train_target_mean: float | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.recipe.device
+
+    @property
+    def pad_token_id(self) -> int:
+        return self.tokenizer.pad_token_id or 0
 
 
 @dataclass
@@ -203,11 +139,10 @@ def _epochs(config: TrainConfig, plan: TechniquePlan) -> int:
 
 
 def make_seed_optimizer(
-    groups: list[dict[str, Any]], lr: float, plan: TechniquePlan, device: torch.device
+    groups: list[dict[str, Any]], lr: float, plan: TechniquePlan, where: DeviceRecipe | torch.device
 ) -> torch.optim.Optimizer:
-    """AdamW as `make_optimizer` builds it; on a CPU the fused kernel (one pass over each tensor instead of
-    a dozen): about 40% less optimizer time there (MiniLM-L6, one thread: 77 ms a step instead of 124)."""
-    if plan.bias_correction and device.type == "cpu":
+    """AdamW as `make_optimizer` builds it, or the fused kernel where the recipe says it pays (the CPU)."""
+    if plan.bias_correction and as_recipe(where).fused_adamw:
         return torch.optim.AdamW(groups, lr=lr, weight_decay=0.0, fused=True)
     return make_optimizer(groups, lr, bias_correction=plan.bias_correction)
 
@@ -332,133 +267,212 @@ def build_seed_model(ctx: RunContext, seed: int) -> tuple[nn.Module, Any]:
         init_regression_head(model, ctx.train_target_mean)
     initializer_range = float(getattr(model.config, "initializer_range", 0.02))
     applied = apply_techniques(model, ctx.plan, initializer_range, seed)
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     return model.to(ctx.device), applied
 
 
-def train_seed(ctx: RunContext, seed: int, on_step: ProgressHook | None = None) -> SeedOutcome:
-    """Train one seed; a diverged or collapsed seed comes back as status `failed`, never as an exception."""
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the weights in host memory: the selected epoch is not a second copy on the GPU."""
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+
+
+@dataclass
+class SeedState:
+    """One seed in flight: what setup built, and dev selection's running best."""
+
+    ctx: RunContext
+    seed: int
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler | None
+    embedding_rows: TrainedRows | None
+    epoch_batches: list[list[list[int]]]
+    units_per_step: float
+    patience: int | None
+    outcome: SeedOutcome
+    started: float
+    step: int = 0
+    best_score: float = -math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    best_dev: Evaluation | None = None
+    stale: int = 0
+
+    @property
+    def epochs(self) -> int:
+        return len(self.epoch_batches)
+
+    @property
+    def total_steps(self) -> int:
+        return sum(len(batches) for batches in self.epoch_batches)
+
+
+def setup_seed(ctx: RunContext, seed: int) -> SeedState:
+    """Model, techniques, optimizer and schedule, and every epoch's batches, in a fixed order (the random
+    streams depend on it)."""
     config = ctx.config
     assert config.learning_rate is not None and config.batch_size is not None
-    start = time.perf_counter()
+    started = time.perf_counter()
     model, applied = build_seed_model(ctx, seed)
     groups = build_param_groups(
         model, applied.layout, config.learning_rate, config.weight_decay, ctx.plan.llrd_decay
     )
-    pad_id = ctx.tokenizer.pad_token_id or 0
-    embedding_rows = TrainedRows.attach(model, groups, ctx.train.features.features, pad_id)
-    optimizer = make_seed_optimizer(groups, config.learning_rate, ctx.plan, ctx.device)
+    embedding_rows = None
+    if ctx.recipe.compact_embedding_rows:
+        embedding_rows = TrainedRows.attach(model, groups, ctx.train.features.features, ctx.pad_token_id)
+    optimizer = make_seed_optimizer(groups, config.learning_rate, ctx.plan, ctx.recipe)
     epochs = _epochs(config, ctx.plan)
-    lengths = ctx.train.features.lengths
     generator = torch.Generator().manual_seed(seed)
     # every epoch's batches up front: a token budget makes the number of steps known only once cut
-    plans = [token_budget_batches(lengths, config.batch_size, generator) for _ in range(epochs)]
-    total_steps = sum(len(batches) for batches in plans)
+    epoch_batches = [
+        token_budget_batches(ctx.train.features.lengths, config.batch_size, generator) for _ in range(epochs)
+    ]
+    total_steps = sum(len(batches) for batches in epoch_batches)
     # every loss unit (labelled token or example) weighs the same in whichever batch it lands: the sum of
     # a step's losses over the units an average step holds
     units_per_step = sum(loss_units(ctx.train.features.features, ctx.task.head)) * epochs / total_steps
     warmup = ctx.plan.warmup_ratio if ctx.plan.warmup_ratio is not None else (config.warmup_ratio or 0.0)
     scheduler = get_linear_schedule_with_warmup(optimizer, round(warmup * total_steps), total_steps)
-    patience = ctx.plan.patience or config.patience
+    return SeedState(
+        ctx=ctx,
+        seed=seed,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=ctx.recipe.grad_scaler(),
+        embedding_rows=embedding_rows,
+        epoch_batches=epoch_batches,
+        units_per_step=units_per_step,
+        patience=ctx.plan.patience or config.patience,
+        outcome=SeedOutcome(seed, "ok", None, None, 0.0),
+        started=started,
+    )
 
-    outcome = SeedOutcome(seed, "ok", None, None, 0.0)
+
+def train_seed(ctx: RunContext, seed: int, on_step: ProgressHook | None = None) -> SeedOutcome:
+    """Train one seed; a diverged or collapsed seed comes back as status `failed`, never as an exception."""
+    state = setup_seed(ctx, seed)
+    try:
+        if ctx.config.pair_encoding == "siamese":
+            # the untrained siamese model is the zero-shot baseline: a candidate like any epoch ("epoch 0")
+            select_on_dev(state, 0, None)
+        with contextlib.ExitStack() as training_only:
+            training_only.enter_context(ctx.recipe.matmul_mode())
+            if ctx.recipe.cpu_dropout:
+                training_only.enter_context(cpu_dropout(state.model))
+            for epoch, batches in enumerate(state.epoch_batches, start=1):
+                train_loss = train_epoch(state, epoch, batches, on_step)
+                if select_on_dev(state, epoch, train_loss) == "stop":
+                    break
+    except TrainingDiverged as exc:
+        state.outcome.status, state.outcome.error = "failed", f"diverged: {exc}"
+        log.warning("seed %d failed: %s", seed, state.outcome.error)
+    finally:
+        # also on out-of-memory and other errors: the embedding must not stay sparse
+        if state.embedding_rows is not None:
+            state.embedding_rows.release()
+    return finish_seed(state)
+
+
+def train_epoch(
+    state: SeedState, epoch: int, batches: list[list[int]], on_step: ProgressHook | None
+) -> float:
+    """One pass over the epoch's batches; the mean train loss. A non-finite loss is a divergence."""
+    ctx, config = state.ctx, state.ctx.config
+    meter = state.outcome.throughput
+    state.model.train()
+    epoch_started = time.perf_counter()
+    epoch_loss = 0.0
+    for indices in batches:
+        micro_batch = math.ceil(len(indices) / config.gradient_accumulation)
+        loss_value = _optimizer_step(
+            state.model,
+            ctx,
+            indices,
+            micro_batch,
+            ctx.pad_token_id,
+            config.max_grad_norm,
+            state.optimizer,
+            state.units_per_step,
+            state.embedding_rows,
+            scaler=state.scaler,
+        )
+        state.scheduler.step()
+        state.step += 1
+        if not math.isfinite(loss_value):
+            raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch}, step {state.step}")
+        epoch_loss += loss_value
+        if on_step:
+            on_step(
+                {
+                    "seed": state.seed,
+                    "epoch": epoch,
+                    "epochs": state.epochs,
+                    "step": state.step,
+                    "total_steps": state.total_steps,
+                    "loss": loss_value,
+                }
+            )
+    meter.train_seconds += time.perf_counter() - epoch_started
+    tokens, positions = padded_size(ctx.train.features.lengths, batches)
+    meter.train_tokens += tokens
+    meter.train_positions += positions
+    if state.embedding_rows is not None:
+        state.embedding_rows.settle()
+    return epoch_loss / max(1, len(batches))
+
+
+def select_on_dev(state: SeedState, epoch: int, train_loss: float | None) -> str:
+    """Score dev after an epoch (epoch 0: the untrained siamese model) and keep the selected weights;
+    `stop` when patience runs out."""
+    ctx, config, outcome = state.ctx, state.ctx.config, state.outcome
+    dev = evaluate(state.model, ctx.task, ctx.dev, ctx.spec, ctx.pad_token_id, ctx.recipe, outcome.throughput)
+    dev_score = float(dev.metrics["score"])
+    outcome.history.append({"epoch": epoch, "train_loss": train_loss, "dev": dev_score})
+    if epoch == 0:
+        state.best_score, state.best_dev, outcome.best_epoch = dev_score, dev, 0
+        state.best_state = cpu_state(state.model)
+        return "go on"
+    log.info(
+        "seed %d epoch %d/%d: train loss %.4f, dev score %.2f",
+        state.seed,
+        epoch,
+        state.epochs,
+        train_loss,
+        dev_score,
+    )
+    if dev_score > state.best_score or config.checkpoint == "last":
+        state.best_score, state.best_dev, outcome.best_epoch, state.stale = dev_score, dev, epoch, 0
+        # the last epoch's weights are the model's own: no copy needed
+        state.best_state = cpu_state(state.model) if epoch < state.epochs else None
+        return "go on"
+    state.stale += 1
+    if state.patience and state.stale >= state.patience:
+        log.info(
+            "seed %d: early stop after epoch %d (no dev improvement for %d)", state.seed, epoch, state.stale
+        )
+        return "stop"
+    return "go on"
+
+
+def finish_seed(state: SeedState) -> SeedOutcome:
+    """The one exit: a diverged seed as it is; otherwise the selected weights, test, the collapse check."""
+    ctx, outcome, model = state.ctx, state.outcome, state.model
+    if outcome.status == "failed":
+        outcome.train_seconds = time.perf_counter() - state.started
+        return outcome
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+    outcome.train_seconds = time.perf_counter() - state.started
     meter = outcome.throughput
-    best_score, best_state, best_dev, stale = -math.inf, None, None, 0
-    if config.pair_encoding == "siamese":
-        # the untrained siamese model is the zero-shot baseline: a candidate like any epoch ("epoch 0")
-        best_dev = evaluate(model, ctx.task, ctx.dev, ctx.spec, pad_id, ctx.device, meter)
-        best_score = float(best_dev.metrics["score"])
-        best_state, outcome.best_epoch = copy.deepcopy(model.state_dict()), 0
-        outcome.history.append({"epoch": 0, "train_loss": None, "dev": best_score})
-    step = 0
-    with contextlib.ExitStack() as training_only:
-        if ctx.device.type == "cpu":
-            training_only.enter_context(cpu_dropout(model))
-        try:
-            for epoch, batches in enumerate(plans, start=1):
-                model.train()
-                epoch_started = time.perf_counter()
-                epoch_loss = 0.0
-                for indices in batches:
-                    micro_batch = math.ceil(len(indices) / config.gradient_accumulation)
-                    loss_value = _optimizer_step(
-                        model,
-                        ctx,
-                        indices,
-                        micro_batch,
-                        pad_id,
-                        config.max_grad_norm,
-                        optimizer,
-                        units_per_step,
-                        embedding_rows,
-                    )
-                    scheduler.step()
-                    step += 1
-                    if not math.isfinite(loss_value):
-                        raise TrainingDiverged(f"loss became {loss_value} at epoch {epoch}, step {step}")
-                    epoch_loss += loss_value
-                    if on_step:
-                        on_step(
-                            {
-                                "seed": seed,
-                                "epoch": epoch,
-                                "epochs": epochs,
-                                "step": step,
-                                "total_steps": total_steps,
-                                "loss": loss_value,
-                            }
-                        )
-                meter.train_seconds += time.perf_counter() - epoch_started
-                tokens, positions = padded_size(lengths, batches)
-                meter.train_tokens += tokens
-                meter.train_positions += positions
-                if embedding_rows is not None:
-                    embedding_rows.settle()
-                dev = evaluate(model, ctx.task, ctx.dev, ctx.spec, pad_id, ctx.device, meter)
-                dev_score = float(dev.metrics["score"])
-                outcome.history.append(
-                    {"epoch": epoch, "train_loss": epoch_loss / max(1, len(batches)), "dev": dev_score}
-                )
-                log.info(
-                    "seed %d epoch %d/%d: train loss %.4f, dev score %.2f",
-                    seed,
-                    epoch,
-                    epochs,
-                    epoch_loss / max(1, len(batches)),
-                    dev_score,
-                )
-                improved = dev_score > best_score or config.checkpoint == "last"
-                if improved:
-                    best_score, best_dev, outcome.best_epoch, stale = dev_score, dev, epoch, 0
-                    best_state = copy.deepcopy(model.state_dict()) if epoch < epochs else None
-                else:
-                    stale += 1
-                    if patience and stale >= patience:
-                        log.info(
-                            "seed %d: early stop after epoch %d (no dev improvement for %d)",
-                            seed,
-                            epoch,
-                            stale,
-                        )
-                        break
-        except TrainingDiverged as exc:
-            outcome.status, outcome.error = "failed", f"diverged: {exc}"
-            if embedding_rows is not None:
-                embedding_rows.release()
-            outcome.train_seconds = time.perf_counter() - start
-            log.warning("seed %d failed: %s", seed, outcome.error)
-            return outcome
-
-    if embedding_rows is not None:
-        embedding_rows.release()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    outcome.train_seconds = time.perf_counter() - start
     # the selected weights were scored on dev when they were current, and evaluation is deterministic
+    best_dev = state.best_dev
     if best_dev is None:  # no epoch's score compared (nan): the last weights stand
-        best_dev = evaluate(model, ctx.task, ctx.dev, ctx.spec, pad_id, ctx.device, meter)
+        best_dev = evaluate(model, ctx.task, ctx.dev, ctx.spec, ctx.pad_token_id, ctx.recipe, meter)
     outcome.dev = best_dev
     if ctx.test is not None:
-        outcome.test = evaluate(model, ctx.task, ctx.test, ctx.spec, pad_id, ctx.device, meter)
+        outcome.test = evaluate(model, ctx.task, ctx.test, ctx.spec, ctx.pad_token_id, ctx.recipe, meter)
     outcome.model = model
     dev_score = float(outcome.dev.metrics["score"])
     if not dev_score > ctx.trivial_dev_score + 1e-9:
@@ -467,7 +481,7 @@ def train_seed(ctx: RunContext, seed: int, on_step: ProgressHook | None = None) 
             f"collapsed: dev score {dev_score:.2f} is no better than the trivial baseline "
             f"({ctx.trivial_dev_score:.2f})"
         )
-        log.warning("seed %d failed: %s", seed, outcome.error)
+        log.warning("seed %d failed: %s", state.seed, outcome.error)
     return outcome
 
 
@@ -481,14 +495,19 @@ def _optimizer_step(
     optimizer: torch.optim.Optimizer,
     units_per_step: float | None = None,
     embedding_rows: TrainedRows | None = None,
+    *,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> float:
     """One optimizer step over a batch, in micro-batches of `micro_batch` examples.
 
     The loss is the sum over the batch's loss units divided by `units_per_step` (default: the batch's own
-    count, i.e. the mean), so micro-batches add up to exactly the whole batch's gradient.
+    count, i.e. the mean), so micro-batches add up to exactly the whole batch's gradient. The forward pass
+    runs under the recipe's autocast; the loss is computed in fp32 from fp32 logits. With fp16's scaler, a
+    step whose gradients overflowed is skipped (and the scale lowered): not a divergence.
     """
     features = ctx.train.features.features
     head = ctx.task.head
+    recipe = ctx.recipe
     if units_per_step is None:
         units_per_step = max(1, sum(loss_units([features[i] for i in indices], head)))
     chunks = [indices[i : i + micro_batch] for i in range(0, len(indices), micro_batch)]
@@ -499,18 +518,31 @@ def _optimizer_step(
         with out_of_memory_guard(
             rows, length, batch_size=config.batch_size, accumulation=config.gradient_accumulation
         ):
-            labels = batch["labels"].to(ctx.device)
-            logits = model(**model_inputs(batch, ctx.device)).logits
-            loss = compute_loss(head, logits, labels, reduction="sum") / units_per_step
-            loss.backward()
+            labels = batch["labels"].to(recipe.device)
+            with recipe.autocast():
+                logits = model(**model_inputs(batch, recipe.device)).logits
+            loss = compute_loss(head, logits.float(), labels, reduction="sum") / units_per_step
+            (scaler.scale(loss) if scaler is not None else loss).backward()
         total += loss.item()
     if embedding_rows is not None:
         embedding_rows.collect_gradient()
     if math.isfinite(total):
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        clip_gradients(params, max_grad_norm)
-        optimizer.step()
-        if embedding_rows is not None:
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        if recipe.clip_without_unit_multiply:
+            clip_gradients(params, max_grad_norm)
+        else:  # no host sync: the coefficient is clamped on the device
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        if scaler is not None:
+            scale = scaler.get_scale()
+            scaler.step(optimizer)
+            scaler.update()
+            stepped = scaler.get_scale() >= scale  # a skipped step lowers the scale
+        else:
+            optimizer.step()
+            stepped = True
+        if embedding_rows is not None and stepped:
             embedding_rows.stepped()
     optimizer.zero_grad(set_to_none=True)
     return total

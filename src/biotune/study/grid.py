@@ -56,10 +56,27 @@ class RunSpec:
 
 def run_id_of(config: TrainConfig, technique: str) -> str:
     identity = config.model_dump(mode="json", exclude_defaults=True, exclude=set(NOT_IN_IDENTITY))
+    # precision is part of the result: `auto` counts as what it runs here; fp32 stays out, so the ids of
+    # runs recorded before precision existed (all fp32) are unchanged
+    precision = identity_precision(config)
+    identity.pop("precision", None)
+    if precision != "fp32":
+        identity["precision"] = precision
     identity["seed"] = config.seeds[0]
     identity["technique_label"] = technique
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:RUN_ID_LENGTH]
+
+
+def identity_precision(config: TrainConfig) -> str:
+    if config.precision != "auto":
+        return config.precision
+    from biotune.device import resolve_device, resolve_precision
+
+    try:
+        return resolve_precision("auto", resolve_device(config.device))
+    except ConfigError:  # a device this machine lacks: the study fails on it at validation anyway
+        return "auto"
 
 
 def hyperparameter_settings(study: StudyConfig) -> list[dict[str, Any]]:
