@@ -171,3 +171,58 @@ def test_cli_reports_a_bad_study_as_one_message_and_starts_nothing(
     err = capsys.readouterr().err
     assert "error:" in err and "unknown dataset" in err and "Traceback" not in err
     assert not output.exists()
+
+
+def test_per_dataset_settings_apply_to_that_dataset_only() -> None:
+    study = make_study(
+        datasets={"BIOSSES": None, "HoC": {"epochs": 8, "max_length": 256}},
+        train={"limit_train": 8, "max_length": 128},
+    )
+    assert study.datasets == ["BIOSSES", "HoC"]
+    runs = expand_grid(study)
+    by_dataset = {r.dataset: r.config for r in runs}
+    assert (by_dataset["HoC"].epochs, by_dataset["HoC"].max_length) == (8, 256)
+    assert (by_dataset["BIOSSES"].epochs, by_dataset["BIOSSES"].max_length) == (None, 128)
+    assert by_dataset["HoC"].limit_train == 8  # `train` still applies underneath
+    # the same thing as an overrides block; a setting is part of the run's identity
+    same = make_study(datasets=["BIOSSES", "HoC"], overrides={"HoC": {"epochs": 8, "max_length": 256}},
+                      train={"limit_train": 8, "max_length": 128})  # fmt: skip
+    assert [r.run_id for r in expand_grid(same)] == [r.run_id for r in runs]
+    plain = make_study(datasets=["BIOSSES", "HoC"], train={"limit_train": 8, "max_length": 128})
+    ids = {r.dataset: r.run_id for r in expand_grid(plain)}
+    assert ids["BIOSSES"] == {r.dataset: r.run_id for r in runs}["BIOSSES"]
+    assert ids["HoC"] != {r.dataset: r.run_id for r in runs}["HoC"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"datasets": ["BIOSSES"], "overrides": {"GAD": {"epochs": 2}}}, "not one of the study's datasets"),
+        ({"datasets": {"BIOSSES": {"epoch": 2}}}, r"overrides.BIOSSES.epoch is not a training option"),
+        ({"datasets": {"BIOSSES": {"seeds": 2}}}, "set by the study grid"),
+        (
+            {"datasets": {"BIOSSES": {"epochs": 2}}, "hyperparameters": {"epochs": [3]}},
+            "also in hyperparameters",
+        ),
+        (
+            {"datasets": {"BIOSSES": {"epochs": 2}}, "overrides": {"BIOSSES": {"epochs": 3}}},
+            "under datasets and under overrides",
+        ),
+    ],
+)
+def test_bad_per_dataset_settings_fail_before_any_work(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_study(**values)
+
+
+def test_a_bad_per_dataset_value_fails_the_whole_grid_up_front() -> None:
+    study = make_study(datasets={"BIOSSES": {"epochs": 0}})
+    with pytest.raises(ConfigError, match="epochs"):
+        expand_grid(study)
+
+
+def test_an_unknown_dataset_with_settings_is_an_error_from_the_yaml(tmp_path: Path) -> None:
+    path = write_yaml(tmp_path / "s.yaml", {"models": ["m"], "datasets": {"NotADataset": {"epochs": 2}}})
+    study = load_study(path)
+    with pytest.raises(ConfigError, match="NotADataset"):
+        expand_grid(study)

@@ -109,7 +109,7 @@ def expand_grid(study: StudyConfig, source: str = "study") -> list[RunSpec]:
         if dataset not in canonical:
             continue
         values = {
-            **study.train,
+            **study.options_for(dataset),
             **setting,
             "model": model,
             "dataset": canonical[dataset],

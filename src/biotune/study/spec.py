@@ -2,6 +2,11 @@
 
 A study is the product of its lists. `train` holds the options every run shares; the grid itself
 sets dataset, model, seeds and techniques, so those keys may not appear there.
+
+Per-dataset settings: `datasets` may be a mapping from dataset to the training options that dataset's runs
+use on top of `train` (`datasets: {HoC: {epochs: 8, max_length: 256}, BIOSSES: null}`), or a list with an
+`overrides:` block of the same shape. They are validated like `train`: an unknown key, a grid key, a key
+that the hyper-parameter grid also sets, or a dataset that is not in the study is an error before any work.
 """
 
 from __future__ import annotations
@@ -65,12 +70,34 @@ class StudyConfig(BaseModel):
     seeds: Seeds = Field(default_factory=lambda: [0, 1, 2], description="a count or a list")
     hyperparameters: HyperparameterGrid = Field(default_factory=HyperparameterGrid)
     train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig options shared by every run")
+    overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="dataset -> TrainConfig options for that dataset's runs, on top of `train`",
+    )
     keep_models: Literal["best", "all"] = Field(
         "best",
         description="best: keep only the saved model of the best-dev seed of each setting (model x dataset "
         "x technique x hyper-parameters; the report names the best one to export or predict with); "
         "all: keep every run's model. `train: {save_model: false}` keeps none",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _datasets_mapping(cls, data: Any) -> Any:
+        """`datasets: {name: {options}}` is the list of names plus their `overrides`."""
+        if not isinstance(data, dict) or not isinstance(data.get("datasets"), dict):
+            return data
+        data = dict(data)
+        mapping: dict[str, Any] = data["datasets"]
+        overrides = dict(data.get("overrides") or {})
+        for name, options in mapping.items():
+            if options is None:
+                continue
+            if name in overrides:
+                raise ValueError(f"dataset {name!r} has settings under datasets and under overrides: give one")
+            overrides[name] = options
+        data["datasets"], data["overrides"] = list(mapping), overrides
+        return data
 
     @field_validator("models", "datasets")
     @classmethod
@@ -103,15 +130,29 @@ class StudyConfig(BaseModel):
 
     @model_validator(mode="after")
     def _train_keys(self) -> StudyConfig:
-        known = set(TrainConfig.model_fields)
-        for key in self.train:
-            if key in GRID_KEYS:
-                raise ValueError(f"train.{key} is set by the study grid; use the top-level lists instead")
-            if key in self.hyperparameters.given():
-                raise ValueError(f"train.{key} is also in hyperparameters; give it in one place only")
-            if key not in known:
-                raise ValueError(f"train.{key} is not a training option (known: {', '.join(sorted(known))})")
+        self._check_options("train", self.train)
+        for dataset, options in self.overrides.items():
+            if dataset not in self.datasets:
+                raise ValueError(
+                    f"overrides.{dataset}: not one of the study's datasets ({', '.join(self.datasets)}); "
+                    "add it to datasets or fix its spelling"
+                )
+            self._check_options(f"overrides.{dataset}", options)
         return self
+
+    def _check_options(self, where: str, options: dict[str, Any]) -> None:
+        known = set(TrainConfig.model_fields)
+        for key in options:
+            if key in GRID_KEYS:
+                raise ValueError(f"{where}.{key} is set by the study grid; use the top-level lists instead")
+            if key in self.hyperparameters.given():
+                raise ValueError(f"{where}.{key} is also in hyperparameters; give it in one place only")
+            if key not in known:
+                raise ValueError(f"{where}.{key} is not a training option (known: {', '.join(sorted(known))})")
+
+    def options_for(self, dataset: str) -> dict[str, Any]:
+        """The training options of one dataset's runs: `train`, then that dataset's overrides."""
+        return {**self.train, **self.overrides.get(dataset, {})}
 
 
 def load_study(path: Path) -> StudyConfig:
