@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -74,7 +75,50 @@ def out_of_memory_message(
             f"or use --gradient-accumulation {larger} (the effective batch stays {batch_size}; each pass "
             f"then holds {batch_size // larger} examples)"
         )
+    advice.append("or --gradient-checkpointing or --precision bf16 (less memory per example)")
     return f"{what} did not fit in memory ({_first_line(cause)}); " + ", ".join(advice)
+
+
+class PeakMemory:
+    """Peak memory of one seed: the process's resident set (Linux resets its high-water mark on request;
+    elsewhere the peak is the process's so far, and `scope` says so), and CUDA's allocator peak."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.scope = "process"
+
+    def __enter__(self) -> PeakMemory:
+        try:
+            Path("/proc/self/clear_refs").write_text("5", encoding="ascii")  # 5: reset the peak RSS
+            self.scope = "seed"
+        except OSError:
+            self.scope = "process"
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def record(self) -> dict[str, Any]:
+        figures: dict[str, Any] = {"peak_rss_mb": round(peak_rss_bytes() / 2**20, 1), "rss_scope": self.scope}
+        if self.device.type == "cuda":
+            figures["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
+        return figures
+
+
+def peak_rss_bytes() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 
 
 def _release_cached_memory() -> None:

@@ -20,7 +20,7 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,13 @@ from biotune.data.loading import DatasetSplits, load_dataset, load_own_files
 from biotune.data.paths import resolve_data_dir
 from biotune.device import recipe_for, refuse_distributed
 from biotune.errors import ConfigError
+from biotune.inference import SplitData, Throughput
 from biotune.models import FP32, load_tokenizer, model_load_error, resolve_model_path, save_model
+from biotune.resources import PeakMemory
 from biotune.run_folder import RESULTS_FILE, seed_folder
 from biotune.tasks import TaskOptions, add_placeholder_tokens, placeholder_pieces, task_for_spec
 from biotune.techniques import parse_techniques, validate_plan
-from biotune.training import RunContext, SeedOutcome, SplitData, train_seed
+from biotune.training import RunContext, SeedOutcome, train_seed
 
 log = logging.getLogger("biotune")
 
@@ -284,7 +286,23 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def write_seed(ctx: RunContext, outcome: SeedOutcome, folder: Path) -> dict[str, Any]:
+def throughput_record(meter: Throughput) -> dict[str, Any]:
+    """Seconds, real tokens and computed positions of training and evaluation, with their rates."""
+    return {
+        **{
+            key: round(value, 3) if isinstance(value, float) else value
+            for key, value in asdict(meter).items()
+        },
+        "train_tokens_per_s": round(meter.train_tokens / meter.train_seconds, 1)
+        if meter.train_seconds
+        else None,
+        "eval_tokens_per_s": round(meter.eval_tokens / meter.eval_seconds, 1) if meter.eval_seconds else None,
+    }
+
+
+def write_seed(
+    ctx: RunContext, outcome: SeedOutcome, folder: Path, memory: dict[str, Any] | None = None
+) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {
         "seed": outcome.seed,
@@ -293,6 +311,8 @@ def write_seed(ctx: RunContext, outcome: SeedOutcome, folder: Path) -> dict[str,
         "best_epoch": outcome.best_epoch,
         "train_seconds": round(outcome.train_seconds, 3),
         "history": outcome.history,
+        "throughput": throughput_record(outcome.throughput),
+        "memory": memory or {},
         "dev": outcome.dev.metrics if outcome.dev else {},
         "test": outcome.test.metrics if outcome.test else {},
     }
@@ -383,8 +403,10 @@ def run_training(config: TrainConfig, output_dir: Path, progress: bool = False) 
         }
         with _progress(progress) as hook:
             for seed in resolved.seeds:
-                outcome = train_seed(ctx, seed, on_step=hook)
-                results["seeds"].append(write_seed(ctx, outcome, seed_folder(output_dir, seed)))
+                with PeakMemory(ctx.device) as memory:
+                    outcome = train_seed(ctx, seed, on_step=hook)
+                record = write_seed(ctx, outcome, seed_folder(output_dir, seed), memory.record())
+                results["seeds"].append(record)
                 outcome.model = None
                 _write_results(results, output_dir, started)
         return _write_results(results, output_dir, started)

@@ -94,7 +94,9 @@ class StudyConfig(BaseModel):
             if options is None:
                 continue
             if name in overrides:
-                raise ValueError(f"dataset {name!r} has settings under datasets and under overrides: give one")
+                raise ValueError(
+                    f"dataset {name!r} has settings under datasets and under overrides: give one"
+                )
             overrides[name] = options
         data["datasets"], data["overrides"] = list(mapping), overrides
         return data
@@ -148,7 +150,9 @@ class StudyConfig(BaseModel):
             if key in self.hyperparameters.given():
                 raise ValueError(f"{where}.{key} is also in hyperparameters; give it in one place only")
             if key not in known:
-                raise ValueError(f"{where}.{key} is not a training option (known: {', '.join(sorted(known))})")
+                raise ValueError(
+                    f"{where}.{key} is not a training option (known: {', '.join(sorted(known))})"
+                )
 
     def options_for(self, dataset: str) -> dict[str, Any]:
         """The training options of one dataset's runs: `train`, then that dataset's overrides."""
