@@ -123,6 +123,14 @@ def study(
     runner: str = typer.Option("local", "--runner", help="local (this process) or ray (one Ray task a run)"),
     address: str | None = typer.Option(None, "--address", help="Ray cluster to join (default: a local one)"),
     num_cpus: float = typer.Option(1.0, "--num-cpus", help="CPUs each Ray task asks for"),
+    gpus_per_run: float | None = typer.Option(
+        None,
+        "--gpus-per-run",
+        help="GPUs each run asks for; a fraction packs runs (0.5: two a GPU); default 1 when there are GPUs",
+    ),
+    max_retries: int = typer.Option(
+        3, "--max-retries", help="Ray retries of a run whose worker or node died (never of a diverged run)"
+    ),
 ) -> None:
     """Run every run of a study grid (resumable), then write its report."""
     quiet_transformers()  # one line per run is the progress
@@ -132,7 +140,9 @@ def study(
         folder,
         resume=resume,
         retry_failed=retry_failed,
-        runner=make_runner(runner, address=address, num_cpus=num_cpus),
+        runner=make_runner(
+            runner, address=address, num_cpus=num_cpus, gpus_per_run=gpus_per_run, max_retries=max_retries
+        ),
         progress=ConsoleProgress(),
     )
     counts = result.counts

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import shutil
 import socket
@@ -23,6 +24,8 @@ from typing import Any, Protocol
 
 from biotune.errors import BiotuneError, ConfigError
 from biotune.study.records import RunOutcome, RunStatus
+
+log = logging.getLogger("biotune")
 
 ERROR_FILE = "error.txt"
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -121,6 +124,12 @@ def outcome_from_results(run_id: str, results: dict[str, Any], started_at: float
         "resolved": {key: resolved.get(key) for key in RESOLVED_KEYS},
         "baseline": results.get("baseline", {}),
         "technique_label": results.get("technique_label"),
+        "throughput": seed.get("throughput") or {},
+        "memory": seed.get("memory") or {},
+        "device": results.get("device") or {},
+        "featurization": results.get("featurization") or {},
+        "wall_seconds": results.get("wall_seconds"),
+        "history": seed.get("history") or [],
     }
     ok = seed.get("status") == "ok"
     return RunOutcome(
@@ -205,11 +214,31 @@ def import_ray() -> Any:
     return ray
 
 
-class RayRunner:
-    """One Ray task per run. Joins the cluster at `address`, or starts a local one with `cluster_cpus` CPUs.
+PROBE_PREFIX = ".biotune-probe-"
 
-    Workers write run folders at the driver's path: on a cluster of several machines, put the study
-    folder on a shared filesystem. The store needs no sharing; results come back with each task.
+
+def probe_study_folder(folder: str, token_name: str, token: str) -> tuple[str, bool]:
+    """On a worker: whether it sees the driver's study folder (the token file the driver wrote there)."""
+    path = Path(folder) / token_name
+    try:
+        seen = path.read_text(encoding="utf-8") == token
+    except OSError:
+        seen = False
+    return socket.gethostname(), seen
+
+
+class RayRunner:
+    """One Ray task per run. Joins the cluster at `address`, or starts a local one with `cluster_cpus` CPUs
+    (and `cluster_gpus` GPUs: logical ones are fine, Ray only counts them).
+
+    Workers write run folders at the driver's path, so the study folder must be on a filesystem every
+    node shares: before the first run, a probe on every node checks that it sees a file the driver wrote
+    there, and the study fails up front with one message if one does not. The store needs no sharing;
+    results come back with each task.
+
+    GPUs: each run asks for `gpus_per_run` (a fraction packs several small runs on one GPU; None: one GPU
+    a run when the cluster has any, else none). Ray's own retries (`max_retries`) cover system failures
+    only, a worker process or node that died; a run that diverged or raised is a result and is not retried.
 
     At most as many runs are in flight as the cluster can place at once, so `running` in the store
     means a run holds a worker slot rather than waits in Ray's queue.
@@ -218,13 +247,29 @@ class RayRunner:
     name = "ray"
 
     def __init__(
-        self, address: str | None = None, num_cpus: float = 1, cluster_cpus: int | None = None
+        self,
+        address: str | None = None,
+        num_cpus: float = 1,
+        cluster_cpus: int | None = None,
+        *,
+        gpus_per_run: float | None = None,
+        cluster_gpus: int | None = None,
+        max_retries: int = 3,
+        execute: Callable[[RunTask], RunOutcome] = execute_run,
     ) -> None:
         if num_cpus <= 0:
             raise ConfigError(f"--num-cpus must be positive, got {num_cpus}")
+        if gpus_per_run is not None and gpus_per_run < 0:
+            raise ConfigError(f"--gpus-per-run must be 0 or more, got {gpus_per_run}")
+        if max_retries < 0:
+            raise ConfigError(f"--max-retries must be 0 or more, got {max_retries}")
         self.address = address
         self.num_cpus = num_cpus
         self.cluster_cpus = cluster_cpus
+        self.gpus_per_run = gpus_per_run
+        self.cluster_gpus = cluster_gpus
+        self.max_retries = max_retries
+        self.execute = execute
 
     def _connect(self, ray: Any) -> bool:
         """Returns whether this runner connected (and so must disconnect)."""
@@ -236,18 +281,30 @@ class RayRunner:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConfigError(f"cannot join the Ray cluster at {self.address!r}: {exc}") from exc
         else:
+            extra = {"num_gpus": self.cluster_gpus} if self.cluster_gpus is not None else {}
             ray.init(
                 num_cpus=self.cluster_cpus or os.cpu_count() or 1,
                 include_dashboard=False,
                 log_to_driver=False,
+                **extra,
             )
         return True
 
-    def _capacity(self, ray: Any, num_gpus: int) -> int:
+    def _gpus_per_run(self, ray: Any) -> float:
+        cluster = float(ray.cluster_resources().get("GPU", 0))
+        if self.gpus_per_run is None:
+            return 1.0 if cluster >= 1 else 0.0
+        if self.gpus_per_run > cluster:
+            raise ConfigError(
+                f"--gpus-per-run {self.gpus_per_run:g}, but the Ray cluster has {cluster:g} GPU(s)"
+            )
+        return self.gpus_per_run
+
+    def _capacity(self, ray: Any, num_gpus: float) -> int:
         resources = ray.cluster_resources()
         slots = int(resources.get("CPU", 1) // self.num_cpus)
         if num_gpus:
-            slots = min(slots, int(resources.get("GPU", 0)))
+            slots = min(slots, int(resources.get("GPU", 0) / num_gpus + 1e-9))
         if slots < 1:
             raise ConfigError(
                 f"the Ray cluster has {resources.get('CPU', 0)} CPUs; a run asks for {self.num_cpus} "
@@ -255,13 +312,53 @@ class RayRunner:
             )
         return slots
 
+    def _write_probe_token(self, folder: Path, token_name: str, token: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / token_name).write_text(token, encoding="utf-8")
+
+    def check_shared_folder(self, ray: Any, folder: Path) -> None:
+        """Every alive node must see the study folder; else one clear error before any run starts."""
+        import uuid
+
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        token = uuid.uuid4().hex
+        token_name = PROBE_PREFIX + token[:12]
+        self._write_probe_token(folder, token_name, token)
+        try:
+            probe = ray.remote(num_cpus=0)(probe_study_folder)
+            refs = [
+                probe.options(
+                    scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+                ).remote(str(folder), token_name, token)
+                for node in ray.nodes()
+                if node.get("Alive")
+            ]
+            blind = sorted({host for host, seen in ray.get(refs) if not seen})
+        finally:
+            with contextlib.suppress(OSError):
+                (folder / token_name).unlink()
+        if blind:
+            raise ConfigError(
+                f"Ray worker node(s) {', '.join(blind)} cannot see the study folder {folder}: put it on a "
+                "filesystem every node shares (NFS, a cluster file system) and pass that path as --output"
+            )
+
     def run(self, tasks: Sequence[RunTask], callbacks: RunCallbacks) -> None:
         ray = import_ray()
         connected_here = self._connect(ray)
         in_flight: dict[Any, RunTask] = {}
         try:
-            num_gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-            remote = ray.remote(num_cpus=self.num_cpus, num_gpus=num_gpus, max_retries=0)(execute_run)
+            if tasks:
+                self.check_shared_folder(ray, Path(tasks[0].run_dir).parent)  # where the workers write
+            num_gpus = self._gpus_per_run(ray)
+            # retry_exceptions=False: only a dead worker or node is retried, never what a run returned
+            remote = ray.remote(
+                num_cpus=self.num_cpus,
+                num_gpus=num_gpus,
+                max_retries=self.max_retries,
+                retry_exceptions=False,
+            )(self.execute)
             capacity = self._capacity(ray, num_gpus)
             queue = deque(tasks)
             while queue or in_flight:
@@ -288,7 +385,7 @@ class RayRunner:
     def _collect(ray: Any, ref: Any, task: RunTask) -> RunOutcome:
         try:
             return ray.get(ref)
-        except Exception as exc:  # the worker process died (out of memory, node lost): the run failed
+        except Exception as exc:  # the worker died past its retries (out of memory, node lost): failed
             cause = getattr(exc, "cause", None)  # what the task raised, when it raised
             if isinstance(cause, DiskFullError):
                 raise cause from None
@@ -304,13 +401,51 @@ class RayRunner:
             )
 
 
+def visible_gpus() -> int:
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def make_runner(
-    name: str, address: str | None = None, num_cpus: float = 1, cluster_cpus: int | None = None
+    name: str,
+    address: str | None = None,
+    num_cpus: float = 1,
+    cluster_cpus: int | None = None,
+    *,
+    gpus_per_run: float | None = None,
+    max_retries: int = 3,
 ) -> Runner:
+    """`local`: this process, one run after another; except on a machine with several GPUs, where a local
+    Ray instance runs one run per GPU (when Ray is installed). `ray`: one Ray task a run."""
     if name == "local":
         if address:
             raise ConfigError("--address joins a Ray cluster: use it with --runner ray")
+        gpus = visible_gpus()
+        if gpus > 1:
+            try:
+                import_ray()
+            except ConfigError:
+                log.warning(
+                    "%d GPUs visible but Ray is not installed: runs go one at a time on one GPU", gpus
+                )
+                return LocalRunner()
+            log.warning("%d GPUs visible: one run per GPU, through a local Ray instance", gpus)
+            return RayRunner(
+                num_cpus=num_cpus,
+                cluster_gpus=gpus,
+                gpus_per_run=gpus_per_run if gpus_per_run is not None else 1.0,
+                max_retries=max_retries,
+            )
         return LocalRunner()
     if name == "ray":
-        return RayRunner(address=address, num_cpus=num_cpus, cluster_cpus=cluster_cpus)
+        return RayRunner(
+            address=address,
+            num_cpus=num_cpus,
+            cluster_cpus=cluster_cpus,
+            gpus_per_run=gpus_per_run,
+            max_retries=max_retries,
+        )
     raise ConfigError(f"unknown runner {name!r}; choose local or ray")
