@@ -1,4 +1,4 @@
-"""Shared fixtures: the read-only BLURB data beside the repo, and a tiny local BERT (no download)."""
+"""Shared fixtures: the real BLURB data (see _blurb_data.py), and a tiny local BERT (no download)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,23 @@ from pathlib import Path
 
 import pytest
 
+from _blurb_data import SHARED_DATA, missing_data_summary, need_blurb_data
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"BLURB data not found at {SHARED_DATA}")
-    return SHARED_DATA
+    return need_blurb_data(SHARED_DATA)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    line = missing_data_summary(terminalreporter.stats)
+    if line:
+        terminalreporter.write_line(line, yellow=True, bold=True)
 
 
 @pytest.fixture(scope="session")
