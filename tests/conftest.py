@@ -20,10 +20,17 @@ def shared_data() -> Path:
     return need_blurb_data(SHARED_DATA)
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    line = missing_data_summary(terminalreporter.stats)
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The suite's last line: how many tests lacked the BLURB data, and how to fetch it.
+
+    Written at unconfigure rather than in pytest_terminal_summary, which pytest follows with the short
+    summary and the counts line: this way the line is the last one of the run.
+    """
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    line = missing_data_summary(reporter.stats) if reporter is not None else None
     if line:
-        terminalreporter.write_line(line, yellow=True, bold=True)
+        reporter.write_line(line, yellow=True, bold=True)
 
 
 @pytest.fixture(scope="session")

@@ -92,7 +92,9 @@ def test_missing_split_is_a_clear_error_or_recorded(tmp_path: Path) -> None:
     write(tmp_path / "GAD", "dev.tsv", "index\tsentence\tlabel\n0\t@GENE$ and @DISEASE$.\t1\n")
     with pytest.raises(DataError, match="train split of GAD is missing") as caught:
         load_dataset("gad", tmp_path)
-    assert "biotune data fetch GAD" in str(caught.value) and caught.value.path == str(tmp_path / "GAD" / "train.tsv")
+    assert "biotune data fetch GAD" in str(caught.value) and caught.value.path == str(
+        tmp_path / "GAD" / "train.tsv"
+    )
     loaded = load_dataset("gad", tmp_path, allow_missing=True)
     assert set(loaded.missing) == {"train", "test"} and [e.label for e in loaded.dev] == ["1"]
     with pytest.raises(ConfigError, match="unknown split"):
