@@ -52,6 +52,7 @@ class Fault:
     cut_after: int | None = None  # send this many bytes of the body, then drop the connection (once)
     hang: bool = False  # accept the request and never answer
     corrupt: bool = False  # serve the file with one byte changed
+    ignore_range: bool = False  # answer a Range request with the whole file (200), as http.server does
 
 
 @dataclass
@@ -89,7 +90,7 @@ def _handler(server: Loopback) -> type[BaseHTTPRequestHandler]:
             body = file.read_bytes()
             if fault.corrupt:
                 body = body[:100] + bytes([body[100] ^ 1]) + body[101:]
-            start = int(ranges.removeprefix("bytes=").rstrip("-")) if ranges else 0
+            start = int(ranges.removeprefix("bytes=").rstrip("-")) if ranges and not fault.ignore_range else 0
             if start >= len(body):
                 self.send_error(416)
                 return
@@ -237,6 +238,34 @@ def test_a_partial_file_left_by_an_earlier_run_is_resumed(upstream: Loopback, tm
     dev = next(o for o in report.outcomes if o.path == "BIOSSES/dev.tsv")
     assert report.passed and dev.resumed_from == [5000] and dev.bytes == 5237 - 5000
     assert not partial.exists()
+
+
+def test_a_server_that_ignores_range_gets_the_whole_file_written_afresh(
+    upstream: Loopback, tmp_path: Path
+) -> None:
+    home = _home(tmp_path)
+    partial = home / PARTIAL_DIR / BIOSSES_TRAIN
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"x" * 3000)  # not even a prefix: appending the rest would corrupt the file
+    key = upstream_key(BIOSSES_TRAIN)
+    upstream.faults[key] = Fault(ignore_range=True)
+    report = fetch_datasets(["BIOSSES"], to=home, accept_licenses=True, settings=FAST)
+    assert report.passed and upstream.requests_for(key) == ["bytes=3000-"]
+    train = next(o for o in report.outcomes if o.path == BIOSSES_TRAIN)
+    assert train.resumed_from == [] and train.bytes == 20669
+
+
+def test_a_stale_partial_file_is_refused_after_the_resume_and_downloaded_again_whole(
+    upstream: Loopback, tmp_path: Path
+) -> None:
+    home = _home(tmp_path)
+    partial = home / PARTIAL_DIR / BIOSSES_TRAIN
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"x" * 3000)
+    report = fetch_datasets(["BIOSSES"], to=home, accept_licenses=True, settings=FAST)
+    assert report.passed and upstream.requests_for(upstream_key(BIOSSES_TRAIN)) == ["bytes=3000-", None]
+    train = next(o for o in report.outcomes if o.path == BIOSSES_TRAIN)
+    assert train.resumed_from == [3000] and train.verified_by == "sha256"
 
 
 def test_a_corrupted_file_is_refused_and_not_placed(upstream: Loopback, tmp_path: Path) -> None:

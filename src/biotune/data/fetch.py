@@ -34,6 +34,7 @@ from biotune.data.download import (
     download,
     new_session,
 )
+from biotune.data.loading import count_units
 from biotune.data.manifest import Manifest, sha256_of
 from biotune.data.paths import fetch_home
 from biotune.data.pubmedqa_split import generate_splits
@@ -176,8 +177,6 @@ def _count_problem(file: SourceFile, partial: Path) -> str | None:
         examples = read_file(spec.task_type, partial, spec.labels or None)
     except BiotuneError as exc:
         return f"it cannot be read as {spec.name} {split}: {exc}"
-    from biotune.data.loading import count_units  # loading imports the readers; keep this module light
-
     found = count_units(spec, examples)
     if found != expected:
         return f"it has {found:,} {spec.unit}, BLURB's table says {expected:,}"
@@ -411,7 +410,8 @@ def fetch_datasets(
         missing = [f for f in dataset.files if not _is_verified(home, f, manifest)]
         for file in dataset.files:
             if file not in missing:
-                report.outcomes.append(FileOutcome(dataset.name, file.path, KEPT, verified_by="sha256"))
+                how = manifest.files.get(file.path, {}).get("verified_by", "sha256")
+                report.outcomes.append(FileOutcome(dataset.name, file.path, KEPT, verified_by=how))
         if missing:
             todo[dataset.name] = missing
     pending = [SOURCES[name] for name in todo]
