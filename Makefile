@@ -16,7 +16,11 @@ $(BIN)/biotune: pyproject.toml
 
 venv: $(BIN)/biotune
 
+# The demo needs BIOSSES: `data fetch` keeps it if the data home already has it verified, else downloads it
+# (asking to accept its GPL-3.0 terms; `make demo ACCEPT_LICENSES=1` accepts them without asking).
 demo: venv
+	@echo "make demo: the demo needs BIOSSES; checking the data home (fetching BIOSSES if it is not there)"
+	$(OFFLINE) $(BIN)/biotune data fetch BIOSSES $(if $(ACCEPT_LICENSES),--accept-licenses)
 	$(OFFLINE) $(BIN)/biotune study examples/demo.yaml --output runs/demo
 
 test: venv

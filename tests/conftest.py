@@ -1,4 +1,4 @@
-"""Shared fixtures: the read-only BLURB data beside the repo, and a tiny local BERT (no download)."""
+"""Shared fixtures: the real BLURB data (see _blurb_data.py), and a tiny local BERT (no download)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,30 @@ from pathlib import Path
 
 import pytest
 
+from _blurb_data import SHARED_DATA, missing_data_summary, need_blurb_data
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"BLURB data not found at {SHARED_DATA}")
-    return SHARED_DATA
+    return need_blurb_data(SHARED_DATA)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The suite's last line: how many tests lacked the BLURB data, and how to fetch it.
+
+    Written at unconfigure rather than in pytest_terminal_summary, which pytest follows with the short
+    summary and the counts line: this way the line is the last one of the run.
+    """
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    line = missing_data_summary(reporter.stats) if reporter is not None else None
+    if line:
+        reporter.write_line(line, yellow=True, bold=True)
 
 
 @pytest.fixture(scope="session")

@@ -92,7 +92,9 @@ def test_missing_split_is_a_clear_error_or_recorded(tmp_path: Path) -> None:
     write(tmp_path / "GAD", "dev.tsv", "index\tsentence\tlabel\n0\t@GENE$ and @DISEASE$.\t1\n")
     with pytest.raises(DataError, match="train split of GAD is missing") as caught:
         load_dataset("gad", tmp_path)
-    assert "BLURB.md" in str(caught.value) and caught.value.path == str(tmp_path / "GAD" / "train.tsv")
+    assert "biotune data fetch GAD" in str(caught.value) and caught.value.path == str(
+        tmp_path / "GAD" / "train.tsv"
+    )
     loaded = load_dataset("gad", tmp_path, allow_missing=True)
     assert set(loaded.missing) == {"train", "test"} and [e.label for e in loaded.dev] == ["1"]
     with pytest.raises(ConfigError, match="unknown split"):
@@ -115,7 +117,10 @@ def test_check_reports_mismatch_missing_and_error(tmp_path: Path) -> None:
     assert not splits["train"].known
     assert splits["dev"].status == "error" and "bad index" in splits["dev"].error
     assert splits["test"].status == "missing" and splits["test"].passed
-    assert not report.passed and len(report.problems) == 2 and len(report.warnings) == 1
+    assert not report.passed and len(report.problems) == 2
+    # the missing test file, and a train file that is not the published one (the pinned sha256)
+    assert splits["train"].hash == "changed" and "pinned sha256" in str(splits["train"].hash_note)
+    assert len(report.warnings) == 2
     train = load_dataset("hoc", tmp_path, ("train",)).train
     assert label_counts(report.datasets[0].spec, train) == {"cellular energetics": 1}  # hallmark index 2
     assert label_counts("multilabel", train) == {"2": 1}

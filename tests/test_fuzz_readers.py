@@ -27,6 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _blurb_data import SHARED_DATA, need_blurb_data
 from biotune.data.examples import LabeledDocument, LabeledText, Question, ScoredPair, TaggedSentence
 from biotune.data.loading import load_own_files
 from biotune.data.readers import (
@@ -40,7 +41,6 @@ from biotune.data.readers import (
 from biotune.data.registry import NER_TAGS, PICO_TAGS, get_spec
 from biotune.errors import ConfigError, DataError
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SAMPLE_LINES = 30
 SAMPLE_QUESTIONS = 3
 # BIOTUNE_FUZZ_SCALE=10 fuzzes ten times deeper (minutes) without changing what is checked.
@@ -549,8 +549,7 @@ def check_outcome(
 
 def fuzz(target: Target, folder: Path, max_examples: int) -> int:
     """Run hypothesis over the target's corruptions; returns the number of cases tried."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"BLURB data not found at {SHARED_DATA}")
+    need_blurb_data(SHARED_DATA)
     texts = {role: sample_text(source) for role, source in target.files.items()}
     paths = {role: folder / f"{role}{Path(source).suffix}" for role, source in target.files.items()}
     for role, path in paths.items():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.metrics.sequence_labeling import precision_recall_fscore_support as seqeval_prfs
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
+from _blurb_data import SHARED_DATA, need_blurb_data
 from biotune import metrics
 from biotune.data.registry import custom_spec, get_spec
 from biotune.errors import BiotuneError
@@ -30,8 +30,6 @@ from biotune.metrics import (
     relation_scores,
     similarity_scores,
 )
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def to_seqeval(tags: list[str]) -> list[str]:
@@ -128,8 +126,7 @@ def test_ner_typed_reports_per_class() -> None:
 
 def test_ner_on_real_ncbi_test_equals_seqeval() -> None:
     path = SHARED_DATA / "NCBI-disease" / "test.tsv"
-    if not path.is_file():
-        pytest.skip(f"BLURB data not found at {path}")
+    need_blurb_data(path)
     sentences: list[list[str]] = [[]]
     for line in path.read_text(encoding="utf-8").splitlines()[:6000]:
         if line.strip():

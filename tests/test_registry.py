@@ -175,5 +175,9 @@ def test_resolve_data_dir_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("BIOTUNE_DATA")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(paths, "CHECKOUT_DATA_DIR", tmp_path / "absent")
-    with pytest.raises(ConfigError, match="BIOTUNE_DATA=DIR"):
+    monkeypatch.setattr(paths, "user_data_home", lambda: tmp_path / "no-user-folder")
+    with pytest.raises(ConfigError, match="BIOTUNE_DATA=DIR") as raised:
         resolve_data_dir()
+    assert "biotune data fetch" in str(raised.value) and "--data-dir" in str(raised.value)
+    (tmp_path / "no-user-folder").mkdir()  # what `biotune data fetch` creates: found last
+    assert resolve_data_dir() == tmp_path / "no-user-folder"

@@ -12,7 +12,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-data_app = typer.Typer(help="Inspect and validate data files.", no_args_is_help=True)
+data_app = typer.Typer(help="Fetch, inspect and validate data files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 console = Console()

@@ -1,22 +1,38 @@
-"""`biotune datasets` and `biotune data check`: print what biotune.data.check computes."""
+"""`biotune datasets`, `biotune data check` and `biotune data fetch`: print what biotune.data computes."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from biotune.cli.app import app, console, data_app, err_console
 from biotune.data.check import CheckReport, FileReport, check_datasets, check_file, list_datasets
+from biotune.data.download import TransferSettings
+from biotune.data.fetch import FAILED, FetchProgress, FetchReport, FileOutcome, fetch_datasets
+from biotune.data.sources import DatasetSource
 from biotune.errors import ConfigError
 
 STATUS_STYLE = {"ok": "green", "mismatch": "red", "missing": "yellow", "error": "bold red"}
+HASH_STYLE = {"verified": "green", "unverified": "yellow", "changed": "bold red"}
 
 DATA_DIR_OPTION = typer.Option(
-    None, "--data-dir", help="BLURB data folder (default $BIOTUNE_DATA, else ../shared/data)"
+    None,
+    "--data-dir",
+    help="BLURB data folder (default $BIOTUNE_DATA, else ../shared/data, else the folder `data fetch` fills)",
 )
 JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of a table")
 
@@ -73,7 +89,7 @@ def datasets(data_dir: Path | None = DATA_DIR_OPTION, as_json: bool = JSON_OPTIO
 
 def _print_check(report: CheckReport) -> None:
     table = Table(title=f"data check: {report.data_dir}", title_justify="left")
-    for column in ("dataset", "split", "examples", "units", "BLURB", "status"):
+    for column in ("dataset", "split", "examples", "units", "BLURB", "status", "hash"):
         table.add_column(column, justify="right" if column in ("examples", "units", "BLURB") else "left")
     for dataset in report.datasets:
         for position, split in enumerate(dataset.splits.values()):
@@ -88,6 +104,7 @@ def _print_check(report: CheckReport) -> None:
                 _number(split.units),
                 _number(split.expected_units),
                 status,
+                f"[{HASH_STYLE[split.hash]}]{split.hash}[/]" if split.hash else "-",
             )
         table.add_section()
     console.print(table)
@@ -132,6 +149,10 @@ def check(
 ) -> None:
     """Read every split, compare sizes with BLURB's table; or validate one file (--task-type T --file F).
 
+    Each present file also gets a hash status: verified (its sha256 is the pinned one, or the one recorded
+    when `data fetch` placed it), unverified (nothing to compare it with) or changed (edited or damaged
+    since it was fetched: a warning).
+
     Exit status 0 when every present file matches (a missing file and the two documented differences
     are only reported), 1 otherwise.
     """
@@ -151,4 +172,130 @@ def check(
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         _print_check(report)
+    raise typer.Exit(0 if report.passed else 1)
+
+
+class RichFetchProgress(FetchProgress):
+    """Terms as they come up, a progress bar per file while it downloads, one line per file when done.
+
+    All of it goes to stderr; stdout has the summary (or the JSON) only.
+    """
+
+    def __init__(self) -> None:
+        self.bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+            disable=not err_console.is_terminal,  # logs and pipes get the one line per file only
+        )
+        self.tasks: dict[str, TaskID] = {}
+        self.started = False
+
+    def terms(self, dataset: DatasetSource, already_accepted: bool) -> None:
+        if already_accepted:
+            return
+        need = "accept to download" if dataset.needs_acceptance else "no acceptance needed"
+        err_console.print(f"[bold]{dataset.name}[/] terms ({need}): {dataset.terms}", highlight=False)
+
+    def file_started(self, path: str, total: int | None, already: int) -> None:
+        if not self.started:
+            self.bars.start()
+            self.started = True
+        label = path if not already else f"{path} (resuming at {already:,} bytes)"
+        if path in self.tasks:
+            self.bars.update(self.tasks[path], description=label, total=total, completed=already)
+        else:
+            self.tasks[path] = self.bars.add_task(label, total=total, completed=already)
+
+    def file_advanced(self, path: str, received: int) -> None:
+        self.bars.advance(self.tasks[path], received)
+
+    def file_finished(self, outcome: FileOutcome) -> None:
+        if outcome.path in self.tasks:
+            self.bars.remove_task(self.tasks.pop(outcome.path))
+        if outcome.status == FAILED:
+            err_console.print(f"[bold red]failed[/] {outcome.error}", highlight=False)
+            return
+        resumed = f", resumed at byte {outcome.resumed_from[-1]:,}" if outcome.resumed_from else ""
+        how = f"{outcome.status}, {outcome.verified_by} checked{resumed}"
+        # progress goes to stderr with the bars, so `--json` keeps stdout to the JSON alone
+        err_console.print(f"[green]{outcome.path}[/] {outcome.bytes:,} bytes ({how})", highlight=False)
+
+    def close(self) -> None:
+        if self.started:
+            self.bars.stop()
+
+
+def _ask_in_terminal(dataset: DatasetSource) -> bool:
+    return typer.confirm(f"Accept the terms of {dataset.name} ({dataset.terms})?", default=False)
+
+
+def _print_fetch(report: FetchReport) -> None:
+    placed, kept = report.placed, [o for o in report.outcomes if o.status == "verified"]
+    console.print(
+        f"data home {report.home} (chosen by {report.home_chosen_by}): {len(placed)} file(s) placed "
+        f"({report.bytes_received:,} bytes received), {len(kept)} already verified, "
+        f"{len(report.failures)} failed, {report.seconds:.1f} s",
+        highlight=False,
+    )
+    if not placed and not report.failures:
+        console.print("[green]everything was already verified: nothing downloaded[/]")
+    for failure in report.failures:
+        err_console.print(f"[bold red]problem:[/] {failure.error}", highlight=False)
+
+
+@data_app.command("fetch")
+def fetch(
+    datasets: list[str] | None = typer.Argument(None, help="datasets by name or alias (default: all 13)"),
+    to: Path | None = typer.Option(None, "--to", help="the data home to fill (see the order above)"),
+    mirror: str | None = typer.Option(
+        None,
+        "--mirror",
+        help="fetch from a copy laid out like a data home: http(s)://HOST/PATH/ or a folder "
+        "(default $BIOTUNE_DATA_MIRROR, else the pinned upstream URLs)",
+    ),
+    accept_licenses: bool = typer.Option(
+        False, "--accept-licenses", help="accept the printed terms of every dataset that has them"
+    ),
+    timeout: float = typer.Option(30.0, "--timeout", help="seconds without a byte before a retry"),
+    attempts: int = typer.Option(5, "--attempts", min=1, help="tries per file on 5xx / timeouts / cuts"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Download BLURB into the data home, verifying every file before it is placed.
+
+    The data home is --to, else $BIOTUNE_DATA, else ../shared/data when it exists (beside the working
+    directory, then beside the checkout), else the user data folder (platformdirs
+    user_data_dir("biotune"), e.g. ~/.local/share/biotune); every other command reads the same order.
+
+    Files come from the repositories and commits pinned in data/SOURCES.md and must match its sha256
+    (EBM PICO train has no recorded hash: it must have BLURB's 339,167 labelled tokens, and its hash is
+    written to the data home's biotune-manifest.json). PubMedQA's split files are generated from the two
+    originals and checked the same way. Downloads resume (HTTP Range) and are retried with backoff; a
+    file already verified is not downloaded again. The terms of each dataset are printed before its first
+    download; accept them with --accept-licenses or by answering yes. $BIOTUNE_DATA_UPSTREAM replaces the
+    upstream host (raw.githubusercontent.com) for a proxy. Exit status 0 when every file is in place.
+    """
+    progress = RichFetchProgress()
+    ask = _ask_in_terminal if sys.stdin.isatty() and not as_json else None
+    settings = TransferSettings(read_timeout=timeout, attempts=attempts)
+    try:
+        report = fetch_datasets(
+            datasets or None,
+            to=to,
+            mirror=mirror,
+            accept_licenses=accept_licenses,
+            ask=ask,
+            settings=settings,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_fetch(report)
     raise typer.Exit(0 if report.passed else 1)

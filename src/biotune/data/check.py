@@ -4,6 +4,11 @@ Statuses per split: `ok` (units equal BLURB's table), `mismatch` (they differ; `
 `note` when it is one of the documented differences in BLURB.md), `missing` (no file: a warning, not
 a failure), `error` (the file exists but cannot be read; `error` holds the message). A check passes
 when no split is an unexplained mismatch or an error.
+
+Beside the counts, each present file has a hash status (`biotune.data.manifest`): `verified` (its sha256
+is the pinned one, or the one recorded when `data fetch` placed it), `unverified` (nothing to compare
+with: a file without a pinned hash that biotune did not fetch) or `changed` (it differs: edited or
+damaged since it was fetched). A changed file is a warning; the counts decide whether the check passes.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 
 from biotune.data.examples import ScoredPair
 from biotune.data.loading import count_units, label_counts, load_dataset, split_path
+from biotune.data.manifest import CHANGED, Manifest, hash_status
 from biotune.data.paths import resolve_data_dir
 from biotune.data.readers import read_file
 from biotune.data.registry import UNIT_BY_TASK_TYPE, DatasetSpec, all_specs, get_spec
@@ -34,6 +40,9 @@ class SplitReport:
     known: bool = False
     note: str | None = None
     error: str | None = None
+    hash: str | None = None  # verified, unverified or changed; None when the file is missing
+    sha256: str | None = None
+    hash_note: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -54,6 +63,11 @@ class SplitReport:
             data["note"] = self.note
         if self.error:
             data["error"] = self.error
+        if self.hash is not None:
+            data["hash"] = self.hash
+            data["sha256"] = self.sha256
+        if self.hash_note:
+            data["hash_note"] = self.hash_note
         return data
 
 
@@ -87,12 +101,19 @@ class CheckReport:
 
     @property
     def warnings(self) -> list[str]:
-        return [
+        missing = [
             f"{d.spec.name} {s.split}: file missing ({s.file}); " + (s.note or "")
             for d in self.datasets
             for s in d.splits.values()
             if s.status == "missing"
         ]
+        changed = [
+            f"{d.spec.name} {s.split}: {s.file} {s.hash_note}"
+            for d in self.datasets
+            for s in d.splits.values()
+            if s.hash == CHANGED
+        ]
+        return missing + changed
 
     @property
     def problems(self) -> list[str]:
@@ -117,10 +138,12 @@ class CheckReport:
         }
 
 
-MISSING_NOTE = "BLURB.md and data/SOURCES.md say which files may be absent and how to rebuild them"
+MISSING_NOTE = (
+    "`biotune data fetch` downloads it; BLURB.md and data/SOURCES.md say which files may be absent here"
+)
 
 
-def _check_split(spec: DatasetSpec, split: str, data_dir: Path) -> SplitReport:
+def _check_split(spec: DatasetSpec, split: str, data_dir: Path, manifest: Manifest) -> SplitReport:
     path = split_path(spec, split, data_dir)
     report = SplitReport(
         split=split,
@@ -137,6 +160,8 @@ def _check_split(spec: DatasetSpec, split: str, data_dir: Path) -> SplitReport:
     if split in loaded.missing:
         report.note = MISSING_NOTE
         return report
+    verification = hash_status(data_dir, spec.files[split], manifest)
+    report.hash, report.sha256, report.hash_note = verification.status, verification.sha256, verification.note
     examples = loaded.split(split)
     report.examples, report.units = len(examples), count_units(spec, examples)
     if report.expected_units is None or report.units == report.expected_units:
@@ -152,8 +177,9 @@ def check_datasets(data_dir: Path | str | None = None, names: Iterable[str] | No
     """Read every split of the named datasets (all 13 by default) and compare with the BLURB table."""
     specs = [get_spec(name) for name in names] if names else all_specs()
     home = resolve_data_dir(Path(data_dir) if data_dir is not None else None)
+    manifest = Manifest.load(home)
     reports = [
-        DatasetReport(spec, {split: _check_split(spec, split, home) for split in spec.splits})
+        DatasetReport(spec, {split: _check_split(spec, split, home, manifest) for split in spec.splits})
         for spec in specs
     ]
     return CheckReport(data_dir=home, datasets=reports)

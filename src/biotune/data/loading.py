@@ -68,8 +68,9 @@ def load_dataset(
                 path,
                 None,
                 f"the {split} split of {spec.name} is missing (no such file)",
-                "BLURB.md and data/SOURCES.md explain which files may be absent (EBM PICO train "
-                "is not staged) and how to rebuild them; or choose another dataset",
+                f"run `biotune data fetch {spec.name}` to download and verify it (BLURB.md and "
+                "data/SOURCES.md explain which files may be absent from a staged copy); or choose "
+                "another dataset",
             )
         setattr(result, split, read_file(spec.task_type, path, _reader_labels(spec)))
     return result
