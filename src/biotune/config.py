@@ -22,8 +22,8 @@ from pydantic import (
 
 from biotune.errors import ConfigError
 
+# The task types TrainConfig accepts; biotune.tasks.TASK_TYPES (the registry) is checked against it on import.
 TaskType = Literal["ner", "pico", "re", "similarity", "classification", "multilabel", "qa"]
-TASK_TYPES: tuple[str, ...] = ("ner", "pico", "re", "similarity", "classification", "multilabel", "qa")
 DEFAULT_MODEL = "minilm-l6"
 
 

@@ -6,14 +6,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seqeval.metrics.sequence_labeling import get_entities
-
-from biotune.config import TASK_TYPES
 from biotune.data.examples import Example, LabeledDocument, TaggedSentence
 from biotune.data.paths import resolve_data_dir
-from biotune.data.readers import hoc_label_count, read_file
 from biotune.data.registry import SPLITS, DatasetSpec, custom_spec, get_spec
 from biotune.errors import ConfigError, DataError
+from biotune.tasks import task_class
 
 
 @dataclass
@@ -71,7 +68,7 @@ def load_dataset(
                 "BLURB.md and data/SOURCES.md explain which files may be absent (EBM PICO train "
                 "is not staged) and how to rebuild them; or choose another dataset",
             )
-        setattr(result, split, read_file(spec.task_type, path, _reader_labels(spec)))
+        setattr(result, split, task_class(spec.task_type).read(path, _reader_labels(spec)))
     return result
 
 
@@ -101,14 +98,6 @@ def _check_labels_seen(examples: list[Example], path: Path, train_file: Path, kn
             raise _unseen_label_error(path, _source_line(example), example.label, train_file, known)
 
 
-def _train_labels(task_type: str, train: list[Example]) -> tuple[str, ...]:
-    if task_type in ("ner", "pico"):
-        return tuple(sorted({tag for sentence in train for tag in sentence.tags}))
-    if task_type in ("re", "classification", "qa"):
-        return tuple(sorted({example.label for example in train}))
-    return ()  # similarity has scores; multilabel label count is taken from the file below
-
-
 def load_own_files(
     task_type: str,
     train_file: Path | str,
@@ -118,15 +107,12 @@ def load_own_files(
     name: str | None = None,
 ) -> DatasetSplits:
     """A user's own files: labels come from train; dev/test may only use labels seen in train."""
-    if task_type not in TASK_TYPES:
-        raise ConfigError(f"unknown task type {task_type!r}; choose one of {', '.join(TASK_TYPES)}")
+    task = task_class(task_type)
     if dev_file is None:
         raise ConfigError("a dev file is needed to pick checkpoints and report dev scores: pass --dev-file")
     train_path, dev_path = Path(train_file), Path(dev_file)
-    train = read_file(task_type, train_path)
-    labels = _train_labels(task_type, train)
-    if task_type == "multilabel":
-        labels = tuple(str(i) for i in range(hoc_label_count(train_path)))
+    train = task.read(train_path)
+    labels = task.own_labels(train_path, train)
     files = {"train": str(train_path), "dev": str(dev_path)}
     if test_file is not None:
         files["test"] = str(test_file)
@@ -142,9 +128,11 @@ def load_own_files(
         if split not in files:
             continue
         path = Path(files[split])
-        examples = read_file(task_type, path, _reader_labels(spec) if task_type == "multilabel" else None)
-        if task_type not in ("similarity", "multilabel"):
+        if task.labels_by_name:  # read freely, then name the line of a label train never had
+            examples = task.read(path)
             _check_labels_seen(examples, path, train_path, set(labels))
+        else:  # multi-label columns are counted against train's
+            examples = task.read(path, _reader_labels(spec))
         setattr(result, split, examples)
     return result
 
@@ -154,17 +142,11 @@ def _task_type(spec_or_task_type: DatasetSpec | str) -> str:
 
 
 def count_units(spec: DatasetSpec | str, examples: Iterable[Example]) -> int:
-    """BLURB's size unit: NER mentions, PICO non-O tokens, otherwise one per example.
+    """BLURB's size unit (`Task.count_units`): NER mentions, PICO non-O tokens, otherwise one per example.
 
-    Mentions are the entities seqeval finds (an I after O or at a sentence start opens one too); on
-    the staged files this equals SOURCES.md's count of B tags. `spec` may also be a bare task type.
+    `spec` may also be a bare task type.
     """
-    task_type = _task_type(spec)
-    if task_type == "ner":
-        return len(get_entities([list(sentence.tags) for sentence in examples]))
-    if task_type == "pico":
-        return sum(tag != "O" for sentence in examples for tag in sentence.tags)
-    return sum(1 for _ in examples)
+    return task_class(_task_type(spec)).count_units(list(examples))
 
 
 def label_counts(spec: DatasetSpec | str, examples: Iterable[Example]) -> dict[str, int]:
