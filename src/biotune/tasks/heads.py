@@ -81,6 +81,28 @@ class Head:
             + "."
         )
 
+    def transformers_snippet(
+        self,
+        max_length: int,
+        labels: Sequence[str],
+        example: Any,
+        truncation: str,
+        mean: bool,
+        folder: str,
+        head_file: str,
+    ) -> str:
+        """The model card's code that runs the saved model with transformers alone and prints a prediction.
+
+        example: the task's card example (a text, or a pair); truncation: the tokenizer's `truncation`
+        argument as code; mean: the model mean-pools (encoder + `head_file`); folder: the model folder's
+        name in the code.
+        """
+        return _sequence_snippet(self, max_length, labels, example, truncation, mean, folder, head_file)
+
+    def snippet_notes(self, max_length: int) -> list[str]:
+        """Lines the model card adds below the snippet."""
+        return []
+
     def snippet_predict(self, params: str, texts: str) -> str:
         """The model card snippet's `predict` function, over its `logits` function."""
         return f"""
@@ -121,6 +143,25 @@ class TokenHead(Head):
 
     def loss_units(self, features: Sequence[dict[str, Any]]) -> list[int]:
         return [len(f["labels"]) - f["labels"].count(IGNORE_INDEX) for f in features]
+
+    def transformers_snippet(
+        self,
+        max_length: int,
+        labels: Sequence[str],
+        example: Any,
+        truncation: str,
+        mean: bool,
+        folder: str,
+        head_file: str,
+    ) -> str:
+        return _token_snippet(max_length, example, folder)
+
+    def snippet_notes(self, max_length: int) -> list[str]:
+        return [
+            f"Give words split as in the BLURB files (whitespace, and every punctuation mark a word of its "
+            f"own). This plain version cuts a sentence at {max_length} sub-tokens; "
+            "`biotune predict` windows longer ones instead."
+        ]
 
 
 class RegressionHead(Head):
@@ -173,6 +214,87 @@ def predict({params}, threshold: float = 0.5) -> list[str]:
     probabilities = logits({texts}).sigmoid()
     return [config.id2label[i] for i, p in enumerate(probabilities) if p > threshold]
 """
+
+
+def _token_snippet(max_length: int, example: str, folder: str) -> str:
+    words = example.split()
+
+    return f'''import torch
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+folder = "{folder}"  # or the Hub id it was uploaded to
+tokenizer = AutoTokenizer.from_pretrained(folder)
+model = AutoModelForTokenClassification.from_pretrained(folder).eval()
+
+
+def word_logits(words: list[str]) -> torch.Tensor:
+    """One row of label logits per word, read at the word's first sub-token."""
+    encoding = tokenizer(words, is_split_into_words=True, truncation=True, max_length={max_length},
+                         return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**encoding).logits[0]
+    word_ids = encoding.word_ids()
+    first = [i for i, w in enumerate(word_ids) if w is not None and (i == 0 or word_ids[i - 1] != w)]
+    return logits[first]
+
+
+def predict(words: list[str]) -> list[str]:
+    return [model.config.id2label[int(row.argmax())] for row in word_logits(words)]
+
+
+print(predict({words!r}))
+'''
+
+
+def _sequence_snippet(
+    head: Head,
+    max_length: int,
+    labels: Sequence[str],
+    example: Any,
+    truncation: str,
+    mean: bool,
+    folder: str,
+    head_file: str,
+) -> str:
+    pair = isinstance(example, tuple)
+    params = "first: str, second: str" if pair else "text: str"
+    texts = "first, second" if pair else "text"
+    if mean:
+        outputs = head.num_outputs(labels)
+        load = f'''import torch
+from safetensors.torch import load_file
+from transformers import AutoModel, AutoTokenizer
+
+folder = "{folder}"  # or the Hub id it was uploaded to
+tokenizer = AutoTokenizer.from_pretrained(folder)
+encoder = AutoModel.from_pretrained(folder).eval()
+head = torch.nn.Linear(encoder.config.hidden_size, {outputs})
+head.load_state_dict(load_file(f"{{folder}}/{head_file}"))
+config = encoder.config
+'''
+        forward = """        hidden = encoder(**encoding).last_hidden_state
+        mask = encoding["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return head((hidden * mask).sum(1) / mask.sum(1))[0]  # mean over the real tokens, then the head
+"""
+    else:
+        load = f'''import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+folder = "{folder}"  # or the Hub id it was uploaded to
+tokenizer = AutoTokenizer.from_pretrained(folder)
+model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+config = model.config
+'''
+        forward = "        return model(**encoding).logits[0]\n"
+    logits = f"""
+
+def logits({params}) -> torch.Tensor:
+    encoding = tokenizer({texts}, truncation={truncation}, max_length={max_length}, return_tensors="pt")
+    with torch.no_grad():
+{forward}"""
+    predict = head.snippet_predict(params, texts)
+    call = ", ".join(map(repr, example)) if pair else repr(example)
+    return load + logits + predict + f"\n\nprint(predict({call}))\n"
 
 
 HEADS: dict[str, Head] = {
