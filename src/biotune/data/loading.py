@@ -6,11 +6,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from biotune.data.examples import Example, LabeledDocument, TaggedSentence
+from biotune.data.examples import Example
 from biotune.data.paths import resolve_data_dir
 from biotune.data.registry import SPLITS, DatasetSpec, custom_spec, get_spec
 from biotune.errors import ConfigError, DataError
-from biotune.tasks import task_class
+from biotune.tasks import Task, task_class
 
 
 @dataclass
@@ -88,14 +88,14 @@ def _unseen_label_error(
     )
 
 
-def _check_labels_seen(examples: list[Example], path: Path, train_file: Path, known: set[str]) -> None:
+def _check_labels_seen(
+    task: type[Task], examples: list[Example], path: Path, train_file: Path, known: set[str]
+) -> None:
     for example in examples:
-        if isinstance(example, TaggedSentence):
-            for offset, tag in enumerate(example.tags):
-                if tag not in known:  # words are one per line, so the word's line is first line + offset
-                    raise _unseen_label_error(path, _source_line(example) + offset, tag, train_file, known)
-        elif hasattr(example, "label") and example.label not in known:
-            raise _unseen_label_error(path, _source_line(example), example.label, train_file, known)
+        # a tagged sentence has one word (and tag) per line: a tag's line is the first line + its position
+        for offset, label in enumerate(task.label_names(example)):
+            if label not in known:
+                raise _unseen_label_error(path, _source_line(example) + offset, label, train_file, known)
 
 
 def load_own_files(
@@ -130,7 +130,7 @@ def load_own_files(
         path = Path(files[split])
         if task.labels_by_name:  # read freely, then name the line of a label train never had
             examples = task.read(path)
-            _check_labels_seen(examples, path, train_path, set(labels))
+            _check_labels_seen(task, examples, path, train_path, set(labels))
         else:  # multi-label columns are counted against train's
             examples = task.read(path, _reader_labels(spec))
         setattr(result, split, examples)
@@ -155,16 +155,9 @@ def label_counts(spec: DatasetSpec | str, examples: Iterable[Example]) -> dict[s
     Multilabel indices are shown by the spec's label names; with a bare task type, as indices.
     """
     names = () if isinstance(spec, str) else spec.labels
+    task = task_class(_task_type(spec))
     counts: dict[str, int] = {}
     for example in examples:
-        if isinstance(example, TaggedSentence):
-            keys: Iterable[str] = example.tags
-        elif isinstance(example, LabeledDocument):
-            keys = (names[i] if i < len(names) else str(i) for i in example.labels)
-        elif hasattr(example, "label"):
-            keys = (example.label,)
-        else:
-            continue  # similarity pairs carry scores, not labels
-        for key in keys:
+        for key in task.label_names(example, names):  # none for similarity pairs: they carry scores
             counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items()))

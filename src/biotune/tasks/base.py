@@ -142,6 +142,11 @@ class Task(ABC):
         return ()
 
     @classmethod
+    def label_names(cls, example: Any, names: Sequence[str] = ()) -> list[str]:
+        """The labels one example carries, by name (`names`: the label names of index labels)."""
+        return []
+
+    @classmethod
     def own_negative_label(cls, labels: tuple[str, ...], negative_label: str | None) -> str | None:
         """Own files: the label that means "no relation", for the types scored without it (RE)."""
         if negative_label is not None:

@@ -114,6 +114,10 @@ class _SingleLabelTask(_OneFeaturePerExample):
     def own_labels(cls, train_path: Path, train: Sequence[Any]) -> tuple[str, ...]:
         return tuple(sorted({example.label for example in train}))
 
+    @classmethod
+    def label_names(cls, example: Any, names: Sequence[str] = ()) -> list[str]:
+        return [example.label]
+
     def trivial_predictions(self, train: Sequence[Any], examples: Sequence[Any]) -> list[str]:
         majority_label = Counter(self.gold(train)).most_common(1)[0][0]
         return [majority_label] * len(examples)
@@ -403,6 +407,11 @@ class MultilabelTask(_OneFeaturePerExample):
     def own_labels(cls, train_path: Path, train: Sequence[Any]) -> tuple[str, ...]:
         """Label indices as names; their number is the training file's label columns."""
         return tuple(str(i) for i in range(readers.hoc_label_count(train_path)))
+
+    @classmethod
+    def label_names(cls, example: Any, names: Sequence[str] = ()) -> list[str]:
+        """Label indices by the given names (HoC's hallmarks); an index without a name as itself."""
+        return [names[i] if i < len(names) else str(i) for i in example.labels]
 
     @classmethod
     def score(

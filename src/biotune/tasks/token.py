@@ -61,6 +61,10 @@ class TokenTask(Task):
     def own_labels(cls, train_path: Path, train: Sequence[Any]) -> tuple[str, ...]:
         return tuple(sorted({tag for sentence in train for tag in sentence.tags}))
 
+    @classmethod
+    def label_names(cls, example: Any, names: Sequence[str] = ()) -> list[str]:
+        return list(example.tags)
+
     def trivial_predictions(self, train: Sequence[Any], examples: Sequence[Any]) -> list[list[str]]:
         """Every word outside any entity."""
         return [
