@@ -4,11 +4,11 @@ A BERT-base-sized encoder (12 layers, hidden 768, random weights built from a co
 packaged model's tokenizer, trained one epoch and scored on dev, on two inputs:
   NCBI-disease at max length 128 (short sentences, token classification), and
   HoC at max length 512 (whole abstracts, multi-label).
-Systems: biotune fp32, biotune bf16, and the Trainer (`bf16=True`, run_ner.py / run_glue.py style: random order,
-dynamic padding). Figures per system: real train and eval tokens/s, peak GPU memory, model FLOPs utilization
-against the GPU's dense bf16 matmul rate measured in the same run, dev score after one epoch (random weights:
-the score only shows that training moves; the speed and memory are the point). Under 8 minutes on one GPU
-with the default --examples.
+Systems: biotune fp32, biotune bf16, and the Trainer (`bf16=True`, run_ner.py / run_glue.py style: random
+order, dynamic padding). Figures per system: real train and eval tokens/s, peak GPU memory, model FLOPs
+utilization against the GPU's dense bf16 matmul rate measured in the same run, dev score after one epoch
+(random weights: the score only shows that training moves; the speed and memory are the point). Under 8
+minutes on one GPU with the default --examples.
 
   python benchmarks/gpu_check.py                        # on a GPU
   python benchmarks/gpu_check.py --device cpu --tiny    # the dry run the test suite runs (a tiny encoder)
@@ -52,14 +52,13 @@ from transformers import (  # noqa: E402
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import encode_like_run_ner  # noqa: E402
-
 from biotune import metrics  # noqa: E402
 from biotune.config import TrainConfig  # noqa: E402
 from biotune.data.loading import load_dataset  # noqa: E402
 from biotune.models import resolve_model_path  # noqa: E402
 from biotune.runs import build_context, resolve_config  # noqa: E402
 from biotune.training import train_seed  # noqa: E402
+from throughput import encode_like_run_ner  # noqa: E402
 
 CASES = {"ncbi": ("ncbi-disease", 128, 32), "hoc": ("HoC", 512, 16)}  # dataset, max length, batch
 SYSTEMS = ("biotune-fp32", "biotune-bf16", "trainer-bf16")
@@ -83,7 +82,12 @@ def build_encoder(folder: Path, tiny: bool) -> Path:
     size = (
         {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
         if tiny
-        else {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072}
+        else {
+            "hidden_size": 768,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "intermediate_size": 3072,
+        }
     )
     config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=512, **size)
     torch.manual_seed(0)
@@ -288,7 +292,9 @@ def run_trainer(case: str, model: Path, args: argparse.Namespace, rate: float) -
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda", help="cuda, cuda:N, or cpu for the dry run")
     parser.add_argument("--tiny", action="store_true", help="a 2-layer, hidden-32 encoder (the dry run)")
     parser.add_argument("--examples", type=int, default=None, help="first N train examples (default: all)")
@@ -310,7 +316,9 @@ def main(argv: Sequence[str] | None = None) -> list[Figures]:
         raise SystemExit("no CUDA GPU visible: run with --device cpu --tiny for the dry run")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     rate = matmul_rate(device, torch.bfloat16)
-    print(f"device {name}; dense bf16 matmul {rate / 1e12:.1f} TFLOP/s; torch {torch.__version__}", flush=True)
+    print(
+        f"device {name}; dense bf16 matmul {rate / 1e12:.1f} TFLOP/s; torch {torch.__version__}", flush=True
+    )
     cases = [c for c in args.cases.split(",") if c]
     figures: list[Figures] = []
     with tempfile.TemporaryDirectory() as folder:

@@ -33,15 +33,14 @@ from biotune.batching import (
 from biotune.config import TrainConfig
 from biotune.runs import build_context, resolve_config
 from biotune.tasks.base import IGNORE_INDEX
+from biotune.tasks.heads import get_head
 from biotune.techniques import TechniquePlan, make_optimizer
 from biotune.training import (
     TrainedRows,
     _optimizer_step,
     build_seed_model,
     clip_gradients,
-    compute_loss,
     evaluate,
-    loss_units,
     make_seed_optimizer,
     train_seed,
 )
@@ -177,19 +176,19 @@ def test_summed_loss_is_the_mean_times_the_units() -> None:
         ("multilabel", torch.randn(5, 10), (torch.rand(5, 10) > 0.5).float(), 5),
     ]
     for head, logits, labels, units in cases:
-        mean = compute_loss(head, logits, labels)
-        summed = compute_loss(head, logits, labels, reduction="sum")
+        mean = get_head(head).loss(logits, labels)
+        summed = get_head(head).loss(logits, labels, reduction="sum")
         torch.testing.assert_close(summed, mean * units)
     # the mean itself is torch's own: cross-entropy over the 7 labelled positions
     labelled = token_labels.reshape(-1) != IGNORE_INDEX
     expected = F.cross_entropy(token_logits.reshape(-1, 3)[labelled], token_labels.reshape(-1)[labelled])
-    torch.testing.assert_close(compute_loss("token", token_logits, token_labels), expected)
+    torch.testing.assert_close(get_head("token").loss(token_logits, token_labels), expected)
 
 
 def test_loss_units_count_labelled_tokens_or_examples() -> None:
     features = [{"labels": [IGNORE_INDEX, 0, 2, IGNORE_INDEX]}, {"labels": [IGNORE_INDEX, 1]}]
-    assert loss_units(features, "token") == [2, 1]
-    assert loss_units([{"labels": 1}, {"labels": 0}], "sequence") == [1, 1]
+    assert get_head("token").loss_units(features) == [2, 1]
+    assert get_head("sequence").loss_units([{"labels": 1}, {"labels": 0}]) == [1, 1]
 
 
 # --- the engine -----------------------------------------------------------------------------------------
@@ -235,7 +234,7 @@ def test_token_micro_batches_give_exactly_the_whole_batch_gradient(ner_context, 
     assert whole.abs().max() > 1e-4
     torch.testing.assert_close(update(micro_batch, None), whole, rtol=1e-5, atol=1e-6)
     # a fixed units-per-step scales the step, nothing else
-    units = sum(loss_units([ctx.train.features.features[i] for i in indices], "token"))
+    units = sum(ctx.task.loss_units([ctx.train.features.features[i] for i in indices]))
     torch.testing.assert_close(update(micro_batch, units / 2), 2 * whole, rtol=1e-5, atol=1e-6)
 
 

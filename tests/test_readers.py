@@ -12,7 +12,6 @@ from biotune.data.loading import count_units, load_dataset
 from biotune.data.readers import (
     read_bioasq,
     read_biosses,
-    read_file,
     read_hoc,
     read_labeled_tsv,
     read_pubmedqa,
@@ -20,6 +19,7 @@ from biotune.data.readers import (
 )
 from biotune.data.registry import all_specs, get_spec
 from biotune.errors import ConfigError, DataError
+from biotune.tasks import read_file
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from biotune.config import TASK_TYPES
 from biotune.data import paths
 from biotune.data.paths import resolve_data_dir
 from biotune.data.registry import all_specs, custom_spec, get_spec, task_type_of
 from biotune.errors import ConfigError
+from biotune.tasks import TASK_TYPES
 
 BLURB_ORDER = [
     "BC5CDR-chem",

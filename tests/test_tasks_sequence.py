@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from biotune.config import TASK_TYPES
 from biotune.data.examples import LabeledDocument, LabeledText, Question, ScoredPair
 from biotune.data.registry import all_specs
 from biotune.errors import ConfigError, DataError
 from biotune.tasks import (
+    TASK_TYPES,
     TaskOptions,
     add_placeholder_tokens,
     find_placeholders,

@@ -8,34 +8,19 @@ embeddings compared by cosine are recorded too: fine-tuning that loses to doing 
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
 from biotune import metrics
-from biotune.data.examples import ScoredPair, TaggedSentence
+from biotune.data.examples import ScoredPair
 from biotune.tasks import Task
 
 
 def trivial_predictions(task: Task, train: Sequence[Any], examples: Sequence[Any]) -> list[Any]:
-    gold_train = task.gold(train)
-    if task.head == "token":
-        outside = "O"
-        return [
-            [outside] * len(sentence.words) for sentence in examples if isinstance(sentence, TaggedSentence)
-        ]
-    if task.head == "regression":
-        mean = float(np.mean(gold_train))
-        return [mean] * len(examples)
-    if task.head == "multilabel":
-        counts = Counter(label for labels in gold_train for label in labels)
-        majority = frozenset(label for label, n in counts.items() if n > len(gold_train) / 2)
-        return [majority] * len(examples)
-    majority_label = Counter(gold_train).most_common(1)[0][0]
-    return [majority_label] * len(examples)
+    """The task type's own trivial predictor (`Task.trivial_predictions`)."""
+    return task.trivial_predictions(train, examples)
 
 
 def trivial_scores(task: Task, spec: Any, train: Sequence[Any], examples: Sequence[Any]) -> dict[str, Any]:

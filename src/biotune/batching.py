@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from biotune.tasks.base import IGNORE_INDEX, HeadKind
+from biotune.tasks.heads import HeadKind, get_head
 
 MEGABATCH_FACTOR = 50
 # What one more evaluation batch costs, in positions of forward compute. Measured for MiniLM-L6 on a
@@ -118,7 +118,8 @@ def padded_size(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> tup
 
 
 def collate(features: Sequence[dict[str, Any]], pad_token_id: int, head: HeadKind) -> dict[str, torch.Tensor]:
-    """Pad to the longest member; token labels padded with the shared ignore index.
+    """Pad to the longest member; the labels as the head batches them (token labels padded with the
+    shared ignore index).
 
     Siamese pair features carry a second sequence under `input_ids_b` (and `token_type_ids_b`), padded
     on its own.
@@ -128,7 +129,8 @@ def collate(features: Sequence[dict[str, Any]], pad_token_id: int, head: HeadKin
         if f"input_ids{suffix}" in features[0]:
             batch.update(_pad_sequences(features, suffix, pad_token_id))
     if "labels" in features[0]:
-        batch["labels"] = _collate_labels([f["labels"] for f in features], batch["input_ids"].shape[1], head)
+        labels = [f["labels"] for f in features]
+        batch["labels"] = get_head(head).collate_labels(labels, batch["input_ids"].shape[1])
     return batch
 
 
@@ -151,17 +153,6 @@ def _pad_sequences(
     if token_type_ids is not None:
         padded[types_key] = token_type_ids
     return padded
-
-
-def _collate_labels(labels: list[Any], width: int, head: HeadKind) -> torch.Tensor:
-    if head == "token":
-        padded = torch.full((len(labels), width), IGNORE_INDEX, dtype=torch.long)
-        for row, seq in enumerate(labels):
-            padded[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        return padded
-    if head in ("regression", "multilabel"):
-        return torch.tensor(labels, dtype=torch.float)
-    return torch.tensor(labels, dtype=torch.long)
 
 
 def iterate(

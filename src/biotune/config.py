@@ -23,8 +23,8 @@ from pydantic import (
 from biotune.device import Precision
 from biotune.errors import ConfigError
 
+# The task types TrainConfig accepts; biotune.tasks.TASK_TYPES (the registry) is checked against it on import.
 TaskType = Literal["ner", "pico", "re", "similarity", "classification", "multilabel", "qa"]
-TASK_TYPES: tuple[str, ...] = ("ner", "pico", "re", "similarity", "classification", "multilabel", "qa")
 DEFAULT_MODEL = "minilm-l6"
 
 

@@ -15,12 +15,9 @@ from biotune.data.loading import DatasetSplits, load_dataset, load_own_files
 from biotune.data.paths import resolve_data_dir
 from biotune.errors import ConfigError
 from biotune.run_folder import read_results, seed_folder, seed_model_folder
+from biotune.tasks import task_class
 
 SPLITS = ("dev", "test")
-
-
-def _units(value: Any, task_type: str) -> Any:
-    return frozenset(value) if task_type == "multilabel" else value
 
 
 def _score(results: dict[str, Any], gold: list[Any], predicted: list[Any]) -> dict[str, Any]:
@@ -34,7 +31,7 @@ def rescore_predictions(run_dir: Path, split: str = "test") -> dict[str, Any]:
     if split not in SPLITS:
         raise ConfigError(f"split must be dev or test, got {split!r}")
     results = read_results(run_dir)
-    task_type = results["task_type"]
+    task = task_class(results["task_type"])
     scores: dict[str, Any] = {}
     for seed in results["seeds"]:
         path = seed_folder(run_dir, seed["seed"]) / f"predictions_{split}.jsonl"
@@ -42,8 +39,8 @@ def rescore_predictions(run_dir: Path, split: str = "test") -> dict[str, Any]:
             continue
         # split on "\n" only: predictions are written with ensure_ascii=False, and ids may hold U+2028
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
-        gold = [_units(row["gold"], task_type) for row in rows]
-        predicted = [_units(row["pred"], task_type) for row in rows]
+        gold = [task.from_json(row["gold"]) for row in rows]
+        predicted = [task.from_json(row["pred"]) for row in rows]
         scores[str(seed["seed"])] = _score(results, gold, predicted)
     return {"dataset": results["dataset"], "split": split, "source": "predictions", "seeds": scores}
 

@@ -22,22 +22,13 @@ from biotune.api import Seed, parse_seed, select_seed
 from biotune.errors import ConfigError
 from biotune.models import BIOTUNE_MODEL_FILE, HEAD_FILE, MODEL_ALIASES
 from biotune.run_folder import RESULTS_FILE, read_results, seed_model_folder
+from biotune.tasks import Head, Task, get_head, task_class
 from biotune.tasks.placeholders import PLACEHOLDER_PATTERN
 
 CARD_FILE = "README.md"
 FOLDER_PLACEHOLDER = "path/to/this/folder"
 ALIAS_HUB_IDS = {"minilm-l6": "sentence-transformers/all-MiniLM-L6-v2"}
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-PIPELINE_TAGS = {"token": "token-classification", "regression": "text-classification"}
-TASK_DESCRIPTIONS = {
-    "ner": "named entity recognition (one B/I/O tag per word)",
-    "pico": "PICO extraction (one participant/intervention/outcome tag per word)",
-    "re": "relation extraction between two masked entity mentions",
-    "similarity": "sentence similarity (regression on the 0-4 scale of the training data)",
-    "classification": "text classification",
-    "multilabel": "multi-label document classification",
-    "qa": "yes/no question answering over a context",
-}
 
 
 @dataclass(frozen=True)
@@ -109,15 +100,15 @@ def model_card(
     results: dict[str, Any], card: dict[str, Any], seed: int, placeholders: list[str], selected_as_best: bool
 ) -> str:
     config = results.get("config") or card.get("config") or {}
-    task_type, head = card["task_type"], card["head"]
+    task, head = task_class(card["task_type"]), get_head(card["head"])
     name = results.get("dataset") or card.get("dataset") or "custom"
     dataset = name if config.get("dataset") else f"own files ({name})"
     base = _base_model(str(config.get("model", results.get("model", "?"))))
-    mean = card.get("pooling") == "mean" and head != "token"
+    mean = card.get("pooling") == "mean" and head.pooled
     siamese = card.get("pair_encoding") == "siamese"
     lines = _front_matter(name, head, base)
     lines += [
-        f"# {dataset}: {TASK_DESCRIPTIONS[task_type]}",
+        f"# {dataset}: {task.description}",
         "",
         f"Fine-tuned from `{base}` on **{dataset}** with biotune "
         f"{(card.get('versions') or {}).get('biotune', '')}. This folder is **seed {seed}** of a "
@@ -135,20 +126,22 @@ def model_card(
         "|---|---|",
     ]
     lines += [f"| {name} | {value} |" for name, value in _settings(dataset, results, card, config, base)]
-    lines += ["", *_results_section(results, card, seed, task_type), ""]
-    lines += _labels_section(card, placeholders)
-    lines += _biotune_usage(task_type, placeholders)
-    lines += _siamese_usage(card) if siamese else _transformers_usage(card, placeholders, mean)
+    lines += ["", *_results_section(results, seed, task), ""]
+    lines += _labels_section(card, head, placeholders)
+    lines += _biotune_usage(task, placeholders)
+    lines += (
+        _siamese_usage(card, task) if siamese else _transformers_usage(card, task, head, placeholders, mean)
+    )
     lines += ["## Versions", "", "| package | version |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in (card.get("versions") or results.get("versions") or {}).items()]
     return "\n".join(lines) + "\n"
 
 
-def _front_matter(dataset: str, head: str, base: str) -> list[str]:
+def _front_matter(dataset: str, head: Head, base: str) -> list[str]:
     lines = [
         "---",
         "library_name: transformers",
-        f"pipeline_tag: {PIPELINE_TAGS.get(head, 'text-classification')}",
+        f"pipeline_tag: {head.pipeline_tag}",
     ]
     if HUB_ID.match(base) and not Path(base).exists():
         lines.append(f"base_model: {base}")
@@ -198,11 +191,11 @@ def _fmt(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, int | float) else "-"
 
 
-def _results_section(results: dict[str, Any], card: dict[str, Any], seed: int, task_type: str) -> list[str]:
-    from biotune.data.registry import METRIC_BY_TASK_TYPE, get_spec
+def _results_section(results: dict[str, Any], seed: int, task: type[Task]) -> list[str]:
+    from biotune.data.registry import get_spec
 
     config = results.get("config") or {}
-    metric = get_spec(results["dataset"]).metric if config.get("dataset") else METRIC_BY_TASK_TYPE[task_type]
+    metric = get_spec(results["dataset"]).metric if config.get("dataset") else task.metric_name
     lines = [
         "## Results",
         "",
@@ -250,52 +243,18 @@ def _results_section(results: dict[str, Any], card: dict[str, Any], seed: int, t
     return lines
 
 
-def _labels_section(card: dict[str, Any], placeholders: list[str]) -> list[str]:
-    lines = ["## Labels", ""]
-    if card["head"] == "regression":
-        lines.append("One output: the similarity score, on the scale of the training data.")
-    else:
-        lines.append(
-            "In `config.json` `id2label`: "
-            + ", ".join(f"{i} = `{label}`" for i, label in enumerate(card["labels"]))
-            + "."
-        )
+def _labels_section(card: dict[str, Any], head: Head, placeholders: list[str]) -> list[str]:
+    lines = ["## Labels", "", head.card_labels(card["labels"])]
     if placeholders:
         names = ", ".join(f"`{p}`" for p in placeholders)
         lines.append(f"Entity placeholders (single tokens of the tokenizer): {names}.")
     return [*lines, ""]
 
 
-def _example(task_type: str, placeholders: list[str]) -> Any:
-    if task_type == "ner":
-        return "Mutations in the BRCA1 gene cause hereditary breast cancer ."
-    if task_type == "pico":
-        return "Forty patients with asthma received budesonide or placebo for six weeks ."
-    if task_type == "re":
-        singles = sorted((p for p in placeholders if "-" not in p), key=_placeholder_order)
-        first, second = (singles[0], singles[-1]) if singles else ("@GENE$", "@DISEASE$")
-        return f"{first} was associated with {second} in these patients."
-    if task_type == "similarity":
-        return ("The protein inhibits tumour growth.", "Tumour growth is suppressed by the protein.")
-    if task_type == "qa":
-        return (
-            "Does aspirin reduce the risk of stroke?",
-            "In this trial, daily aspirin lowered the incidence of stroke by a quarter.",
-        )
-    return "Overexpression of the gene promoted angiogenesis and invasion of tumour cells."
-
-
-def _placeholder_order(placeholder: str) -> tuple[int, str]:
-    """Agents before targets in the example sentence: chemical/drug, then gene, then disease."""
-    order = ("@CHEMICAL$", "@DRUG$", "@GENE$", "@DISEASE$")
-    return (order.index(placeholder) if placeholder in order else len(order), placeholder)
-
-
-def _biotune_usage(task_type: str, placeholders: list[str]) -> list[str]:
-    example = _example(task_type, placeholders)
-    if isinstance(example, tuple):
-        fields = ("sentence1", "sentence2") if task_type == "similarity" else ("question", "context")
-        row = json.dumps(dict(zip(fields, example, strict=True)))
+def _biotune_usage(task: type[Task], placeholders: list[str]) -> list[str]:
+    example = task.card_example(placeholders)
+    if task.pair_fields is not None:
+        row = json.dumps(dict(zip(task.pair_fields, example, strict=True)))
         cli = [f"echo '{row}' > inputs.jsonl", f"biotune predict {FOLDER_PLACEHOLDER} --input inputs.jsonl"]
         python_input = row
     else:
@@ -305,14 +264,6 @@ def _biotune_usage(task_type: str, placeholders: list[str]) -> list[str]:
             f"biotune predict {FOLDER_PLACEHOLDER} --input texts.txt --output predictions.jsonl",
         ]
         python_input = json.dumps(example)
-    notes = {
-        "ner": "Raw text of any length: biotune cuts it into words and sentences the way the BLURB files "
-        "were tokenized, windows long sentences, and returns entity spans with character offsets.",
-        "pico": "Raw text of any length: biotune cuts it into words and sentences and returns P/I/O spans "
-        "with character offsets.",
-        "re": "Texts with the two entities masked by placeholders, or raw text with `entity1`/`entity2` "
-        'character spans (`{"start": 0, "end": 5, "type": "GENE"}`) in a JSON object.',
-    }
     lines = [
         "## Use it with biotune",
         "",
@@ -328,21 +279,26 @@ def _biotune_usage(task_type: str, placeholders: list[str]) -> list[str]:
         "```",
         "",
     ]
-    if task_type in notes:
-        lines += [notes[task_type], ""]
+    if task.card_note:
+        lines += [task.card_note, ""]
     return lines
 
 
-def _transformers_usage(card: dict[str, Any], placeholders: list[str], mean: bool) -> list[str]:
-    task_type, head = card["task_type"], card["head"]
-    code = _token_snippet(card) if head == "token" else _sequence_snippet(card, placeholders, mean)
+def _transformers_usage(
+    card: dict[str, Any], task: type[Task], head: Head, placeholders: list[str], mean: bool
+) -> list[str]:
+    example = task.card_example(placeholders)
+    code = head.transformers_snippet(
+        card["max_length"],
+        card["labels"],
+        example,
+        task.snippet_truncation,
+        mean,
+        FOLDER_PLACEHOLDER,
+        HEAD_FILE,
+    )
     lines = ["## Use it without biotune (transformers only)", "", "```python", code.rstrip("\n"), "```", ""]
-    if head == "token":
-        lines.append(
-            f"Give words split as in the BLURB files (whitespace, and every punctuation mark a word of its "
-            f"own). This plain version cuts a sentence at {card['max_length']} sub-tokens; "
-            "`biotune predict` windows longer ones instead."
-        )
+    lines += head.snippet_notes(card["max_length"])
     if mean:
         lines.append(
             "This model mean-pools: the Hugging Face classification classes would put a new, random head "
@@ -350,14 +306,14 @@ def _transformers_usage(card: dict[str, Any], placeholders: list[str], mean: boo
             "(`transformers` may report the encoder's unused pooler as newly initialized). For a Hub id, "
             f"fetch `{HEAD_FILE}` with `huggingface_hub.hf_hub_download`."
         )
-    if task_type == "re":
+    if task.entity_placeholders:
         lines.append(
             "Mask the two entities with the placeholders listed under Labels, as in the training data."
         )
     return [*lines, ""]
 
 
-def _siamese_usage(card: dict[str, Any]) -> list[str]:
+def _siamese_usage(card: dict[str, Any], task: type[Task]) -> list[str]:
     """Siamese similarity: each sentence encoded alone, mean-pooled, cosine, then learnt scale and shift."""
     code = f'''import torch
 from safetensors.torch import load_file
@@ -382,7 +338,7 @@ def predict(first: str, second: str) -> float:
     return float(head["scale"][0] * cosine + head["shift"][0])
 
 
-print(predict({_example("similarity", [])!r}[0], {_example("similarity", [])!r}[1]))
+print(predict({task.card_example([])!r}[0], {task.card_example([])!r}[1]))
 '''
     return [
         "## Use it without biotune (transformers only)",
@@ -395,96 +351,3 @@ print(predict({_example("similarity", [])!r}[0], {_example("similarity", [])!r}[
         f"of the two embeddings times `scale` plus `shift` (both in `{HEAD_FILE}`), on the 0-4 scale.",
         "",
     ]
-
-
-def _token_snippet(card: dict[str, Any]) -> str:
-    words = _example(card["task_type"], []).split()
-    return f'''import torch
-from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-folder = "{FOLDER_PLACEHOLDER}"  # or the Hub id it was uploaded to
-tokenizer = AutoTokenizer.from_pretrained(folder)
-model = AutoModelForTokenClassification.from_pretrained(folder).eval()
-
-
-def word_logits(words: list[str]) -> torch.Tensor:
-    """One row of label logits per word, read at the word's first sub-token."""
-    encoding = tokenizer(words, is_split_into_words=True, truncation=True, max_length={card["max_length"]},
-                         return_tensors="pt")
-    with torch.no_grad():
-        logits = model(**encoding).logits[0]
-    word_ids = encoding.word_ids()
-    first = [i for i, w in enumerate(word_ids) if w is not None and (i == 0 or word_ids[i - 1] != w)]
-    return logits[first]
-
-
-def predict(words: list[str]) -> list[str]:
-    return [model.config.id2label[int(row.argmax())] for row in word_logits(words)]
-
-
-print(predict({words!r}))
-'''
-
-
-def _sequence_snippet(card: dict[str, Any], placeholders: list[str], mean: bool) -> str:
-    task_type, head, max_length = card["task_type"], card["head"], card["max_length"]
-    example = _example(task_type, placeholders)
-    pair = isinstance(example, tuple)
-    truncation = '"only_second"' if task_type == "qa" else "True"
-    params = "first: str, second: str" if pair else "text: str"
-    texts = "first, second" if pair else "text"
-    if mean:
-        outputs = 1 if head == "regression" else len(card["labels"])
-        load = f'''import torch
-from safetensors.torch import load_file
-from transformers import AutoModel, AutoTokenizer
-
-folder = "{FOLDER_PLACEHOLDER}"  # or the Hub id it was uploaded to
-tokenizer = AutoTokenizer.from_pretrained(folder)
-encoder = AutoModel.from_pretrained(folder).eval()
-head = torch.nn.Linear(encoder.config.hidden_size, {outputs})
-head.load_state_dict(load_file(f"{{folder}}/{HEAD_FILE}"))
-config = encoder.config
-'''
-        forward = """        hidden = encoder(**encoding).last_hidden_state
-        mask = encoding["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return head((hidden * mask).sum(1) / mask.sum(1))[0]  # mean over the real tokens, then the head
-"""
-    else:
-        load = f'''import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-folder = "{FOLDER_PLACEHOLDER}"  # or the Hub id it was uploaded to
-tokenizer = AutoTokenizer.from_pretrained(folder)
-model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
-config = model.config
-'''
-        forward = "        return model(**encoding).logits[0]\n"
-    logits = f"""
-
-def logits({params}) -> torch.Tensor:
-    encoding = tokenizer({texts}, truncation={truncation}, max_length={max_length}, return_tensors="pt")
-    with torch.no_grad():
-{forward}"""
-    if head == "regression":
-        predict = f"""
-
-def predict({params}) -> float:
-    return float(logits({texts})[0])
-"""
-    elif head == "multilabel":
-        predict = f"""
-
-def predict({params}, threshold: float = 0.5) -> list[str]:
-    probabilities = logits({texts}).sigmoid()
-    return [config.id2label[i] for i, p in enumerate(probabilities) if p > threshold]
-"""
-    else:
-        predict = f"""
-
-def predict({params}) -> dict[str, float]:
-    probabilities = logits({texts}).softmax(-1)
-    return {{config.id2label[i]: float(p) for i, p in enumerate(probabilities)}}
-"""
-    call = ", ".join(map(repr, example)) if pair else repr(example)
-    return load + logits + predict + f"\n\nprint(predict({call}))\n"

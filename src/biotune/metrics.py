@@ -26,7 +26,6 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from biotune.config import TASK_TYPES
 from biotune.data.registry import KNOWN_NEGATIVE_LABELS, get_spec
 from biotune.errors import BiotuneError, ConfigError, DataError
 
@@ -409,22 +408,12 @@ def similarity_scores(gold: Sequence[float], predicted: Sequence[float]) -> dict
 def compute_for_task(
     task_type: str, gold: Sequence[Any], predicted: Sequence[Any], negative_label: str | None = None
 ) -> dict[str, Any]:
-    """Score by task type (ner, pico, re, similarity, multilabel, qa, classification)."""
-    if task_type == "ner":
-        return ner_scores(gold, predicted)
-    if task_type == "pico":
-        return pico_scores(gold, predicted)
-    if task_type == "re":
-        return relation_scores(gold, predicted, negative_label)
-    if task_type == "similarity":
-        return similarity_scores(gold, predicted)
-    if task_type == "multilabel":
-        return multilabel_scores(gold, predicted)
-    if task_type == "qa":
-        return qa_scores(gold, predicted)
-    if task_type == "classification":
-        return classification_scores(gold, predicted)
-    raise ConfigError(f"unknown task type {task_type!r}; use one of {', '.join(TASK_TYPES)}")
+    """Score by task type (ner, pico, re, similarity, multilabel, qa, classification): the task type's own
+    scorer (`Task.score`); `negative_label` is RE's no-relation class, which the other types ignore."""
+    # the task types call this module's scorers, so they are imported when scoring, not with this module
+    from biotune.tasks import task_class
+
+    return task_class(task_type).score(gold, predicted, negative_label)
 
 
 def resolve_dataset(dataset: Any) -> Any:
@@ -445,11 +434,12 @@ def compute(dataset: Any, gold: Sequence[Any], predicted: Sequence[Any]) -> dict
     `dataset` is a registry name or alias, a DatasetSpec (its task type and negative label decide), or
     a bare task type for users' own files (RE then needs one of the known negative labels in the data).
     """
+    from biotune.tasks import TASK_TYPES
+
     if isinstance(dataset, str) and dataset in TASK_TYPES:
         return compute_for_task(dataset, gold, predicted)
     spec = resolve_dataset(dataset)
-    negative = getattr(spec, "negative_label", None) if spec.task_type == "re" else None
-    result = compute_for_task(spec.task_type, gold, predicted, negative_label=negative)
+    result = compute_for_task(spec.task_type, gold, predicted, getattr(spec, "negative_label", None))
     result["dataset"] = spec.name
     return result
 

@@ -18,15 +18,13 @@ from torch import nn
 from transformers import (
     AutoConfig,
     AutoModel,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
     AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
 
 from biotune.errors import ConfigError
-from biotune.tasks.base import HeadKind
+from biotune.tasks.heads import HeadKind, get_head
 
 Pooling = Literal["cls", "mean"]
 PairEncoding = Literal["cross", "siamese"]
@@ -87,21 +85,6 @@ def model_load_error(what: str, name: str, exc: BaseException) -> ConfigError:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _hf_head_kwargs(head: HeadKind, labels: list[str]) -> dict[str, Any]:
-    if head == "regression":
-        return {"num_labels": 1, "problem_type": "regression"}
-    kwargs: dict[str, Any] = {
-        "num_labels": len(labels),
-        "id2label": dict(enumerate(labels)),
-        "label2id": {label: i for i, label in enumerate(labels)},
-    }
-    if head == "multilabel":
-        kwargs["problem_type"] = "multi_label_classification"
-    elif head == "sequence":
-        kwargs["problem_type"] = "single_label_classification"
-    return kwargs
 
 
 class MeanPoolingModel(nn.Module):
@@ -207,19 +190,20 @@ def build_model(
     trust_remote_code: bool = False,
     pair_encoding: PairEncoding = "cross",
 ) -> nn.Module:
-    """A fresh model for a task: pretrained encoder, new head drawn from the current seed."""
+    """A fresh model for a task: pretrained encoder, new head drawn from the current seed.
+
+    A token head reads every position, so pooling does not apply to it; the head kind gives the Hugging
+    Face class, the label config and the number of outputs.
+    """
+    kind = get_head(head)
     path = resolve_model_path(name)
     overrides: dict[str, Any] = {}
     if dropout is not None:
         overrides = {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     try:
-        if head == "token":
-            return AutoModelForTokenClassification.from_pretrained(
-                path,
-                trust_remote_code=trust_remote_code,
-                **_hf_head_kwargs(head, labels),
-                **overrides,
-                **FP32,
+        if not kind.pooled:
+            return kind.auto_model_class.from_pretrained(
+                path, trust_remote_code=trust_remote_code, **kind.hf_config(labels), **overrides, **FP32
             )
         if pair_encoding == "siamese":
             config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, **overrides)
@@ -228,20 +212,16 @@ def build_model(
             )
             return SiameseCosineModel(encoder)
         if pooling == "cls":
-            return AutoModelForSequenceClassification.from_pretrained(
-                path,
-                trust_remote_code=trust_remote_code,
-                **_hf_head_kwargs(head, labels),
-                **overrides,
-                **FP32,
+            return kind.auto_model_class.from_pretrained(
+                path, trust_remote_code=trust_remote_code, **kind.hf_config(labels), **overrides, **FP32
             )
         config = AutoConfig.from_pretrained(
-            path, trust_remote_code=trust_remote_code, **_hf_head_kwargs(head, labels), **overrides
+            path, trust_remote_code=trust_remote_code, **kind.hf_config(labels), **overrides
         )
         encoder = AutoModel.from_pretrained(path, config=config, trust_remote_code=trust_remote_code, **FP32)
     except (OSError, ValueError) as exc:
         raise model_load_error("model", name, exc) from exc
-    num_outputs = 1 if head == "regression" else len(labels)
+    num_outputs = kind.num_outputs(labels)
     return MeanPoolingModel(encoder, num_outputs, dropout if dropout is not None else _hidden_dropout(config))
 
 
@@ -320,7 +300,7 @@ def load_saved_model(folder: Path) -> tuple[nn.Module, PreTrainedTokenizerBase, 
     # on the terminal whether to run the code an edited config.json points to
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False, use_fast=True)
-        head: HeadKind = card["head"]
+        head = get_head(card["head"])
         labels: list[str] = card["labels"]
         if card.get("pair_encoding") == "siamese":
             encoder = AutoModel.from_pretrained(str(folder), trust_remote_code=False, **FP32)
@@ -330,19 +310,13 @@ def load_saved_model(folder: Path) -> tuple[nn.Module, PreTrainedTokenizerBase, 
                 siamese.scale.copy_(weights["scale"])
                 siamese.shift.copy_(weights["shift"])
             model: nn.Module = siamese
-        elif card.get("pooling", "cls") == "mean" and head != "token":
+        elif card.get("pooling", "cls") == "mean" and head.pooled:
             config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
             encoder = AutoModel.from_pretrained(str(folder), trust_remote_code=False, config=config, **FP32)
-            model = MeanPoolingModel(encoder, 1 if head == "regression" else len(labels), 0.0)
+            model = MeanPoolingModel(encoder, head.num_outputs(labels), 0.0)
             model.classifier.load_state_dict(load_file(str(folder / HEAD_FILE)))
-        elif head == "token":
-            model = AutoModelForTokenClassification.from_pretrained(
-                str(folder), trust_remote_code=False, **FP32
-            )
         else:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                str(folder), trust_remote_code=False, **FP32
-            )
+            model = head.auto_model_class.from_pretrained(str(folder), trust_remote_code=False, **FP32)
         model.eval()
     except (OSError, ValueError) as exc:
         raise model_load_error("saved model", str(folder), exc) from exc

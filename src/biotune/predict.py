@@ -27,29 +27,29 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from seqeval.metrics.sequence_labeling import get_entities
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from biotune.data.examples import LabeledDocument, LabeledText, Question, ScoredPair, TaggedSentence
 from biotune.device import DeviceRecipe
 from biotune.errors import ConfigError, DataError
 from biotune.inference import as_recipe, predict_outputs
-from biotune.tasks import Task, TaskOptions, get_task
+from biotune.tasks import PredictInput, Task, TaskOptions, get_task
 from biotune.tasks.placeholders import PLACEHOLDER_PATTERN, find_placeholders
-from biotune.textsplit import Word, split_sentences, split_words
+
+# entity_spans: a token task's output row, re-exported for callers of this module
+from biotune.tasks.token import DEFAULT_ENTITY_TYPE
+from biotune.tasks.token import entity_spans as entity_spans
 
 Row = dict[str, Any]
 InputValue = str | dict[str, Any]
 ProgressCallback = Callable[[int], None]
 
-DEFAULT_ENTITY_TYPE = "ENTITY"
 # Untyped B/I/O files of BLURB: the one entity type each was annotated for. JNLPBA collapses five types
 # (protein, DNA, RNA, cell line, cell type) into one tag, so it keeps the generic name.
 DATASET_ENTITY_TYPES: dict[str, str] = {
@@ -60,10 +60,6 @@ DATASET_ENTITY_TYPES: dict[str, str] = {
     "JNLPBA": DEFAULT_ENTITY_TYPE,
 }
 TEXT_FIELDS = ("text", "sentence")
-PAIR_FIELDS: dict[str, tuple[str, str]] = {
-    "similarity": ("sentence1", "sentence2"),
-    "qa": ("question", "context"),
-}
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
 INPUT_FORMATS = ("auto", "text", "jsonl")
 
@@ -145,37 +141,11 @@ def _json_kind(value: Any) -> str:
 
 @dataclass
 class _Prepared:
-    """A validated input: the text and its words for token tasks, the typed example for the others."""
+    """A validated input: where it came from, its id, and what the task made of it (its examples)."""
 
     item: InputItem
+    task_input: PredictInput
     row_id: Any = None
-    text: str = ""
-    words: list[Word] = field(default_factory=list)
-    sentences: list[tuple[int, int]] = field(default_factory=list)
-    example: Any = None
-
-
-def entity_spans(
-    text: str,
-    words: Sequence[Word],
-    tags: Sequence[str],
-    confidences: Sequence[float],
-    untyped_label: str = DEFAULT_ENTITY_TYPE,
-) -> list[Row]:
-    """Spans of one sentence's word tags (seqeval semantics), with character offsets into `text`."""
-    spans = []
-    for entity_type, first, last in get_entities(list(tags)):
-        start, end = words[first].start, words[last].end
-        spans.append(
-            {
-                "start": start,
-                "end": end,
-                "text": text[start:end],
-                "label": untyped_label if entity_type == "_" else entity_type,
-                "score": float(np.mean(confidences[first : last + 1])),
-            }
-        )
-    return spans
 
 
 def known_placeholders(tokenizer: PreTrainedTokenizerBase) -> list[str]:
@@ -282,7 +252,7 @@ class Predictor:
         options = TaskOptions(pair_encoding=card.get("pair_encoding") or "cross")
         self.task: Task = get_task(card["task_type"], card["labels"], card.get("negative_label"), options)
         self.max_length = int(card["max_length"])
-        self.placeholders = known_placeholders(tokenizer) if self.task_type == "re" else []
+        self.placeholders = known_placeholders(tokenizer) if self.task.entity_placeholders else []
         registry_dataset = (card.get("config") or {}).get("dataset")
         self.entity_type = (
             DATASET_ENTITY_TYPES.get(card.get("dataset", ""), DEFAULT_ENTITY_TYPE)
@@ -353,30 +323,17 @@ class Predictor:
         value = item.value
         if not isinstance(value, str | dict):
             raise item.error(f"an input must be a text or an object, got {type(value).__name__}")
-        entry = _Prepared(item, row_id=value.get("id") if isinstance(value, dict) else None)
         name = item.where if item.line is None else f"{item.where}:{item.line}"
-        kind = self.task_type
-        if kind in PAIR_FIELDS:
-            first, second = (self._field(item, key) for key in PAIR_FIELDS[kind])
-            if kind == "similarity":
-                entry.example = ScoredPair(name, first, second, 0.0, name)
-            else:
-                entry.example = Question(name, first, second, self.labels[0], name)
-            return entry
-        text = self._text(item)
-        if kind in ("ner", "pico"):
-            entry.text, entry.words = text, split_words(text)
-            entry.sentences = split_sentences(text, entry.words)
-        elif kind == "multilabel":
-            entry.example = LabeledDocument(name, (text,), frozenset(), name)
-        elif kind == "re":
-            entry.example = LabeledText(name, self._relation_text(item, text), self.labels[0], name)
+        fields = self.task.pair_fields
+        if fields is not None:
+            texts = tuple(self._field(item, key, fields) for key in fields)
         else:
-            entry.example = LabeledText(name, text, self.labels[0], name)
-        return entry
+            text = self._text(item)
+            texts = (self._relation_text(item, text) if self.task.entity_placeholders else text,)
+        row_id = value.get("id") if isinstance(value, dict) else None
+        return _Prepared(item, self.task.predict_input(name, texts), row_id)
 
-    def _field(self, item: InputItem, key: str) -> str:
-        fields = PAIR_FIELDS[self.task_type]
+    def _field(self, item: InputItem, key: str, fields: tuple[str, str]) -> str:
         shape = "{" + ", ".join(f'"{f}": "..."' for f in fields) + "}"
         if not isinstance(item.value, dict):
             raise item.error(
@@ -439,60 +396,21 @@ class Predictor:
     # ------------------------------------------------------------------------------------------ model
 
     def _scores(self, chunk: Sequence[_Prepared]) -> list[np.ndarray]:
-        if self.task.head == "token":
-            examples = [
-                TaggedSentence(
-                    f"{entry.item.where}#{k}",
-                    tuple(w.text for w in entry.words[first:end]),
-                    (self.labels[0],) * (end - first),
-                    entry.item.where,
-                )
-                for entry in chunk
-                for k, (first, end) in enumerate(entry.sentences)
-            ]
-        else:
-            examples = [entry.example for entry in chunk]
+        examples = [example for entry in chunk for example in entry.task_input.examples]
         features = self.task.featurize(examples, self.tokenizer, self.max_length)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         outputs = predict_outputs(self.model, features, self.task.head, pad_id, self.recipe)
-        if self.task.head == "regression":
-            return [np.array([score]) for score in self.task.decode(examples, features, outputs)]
-        per_example = [
-            np.array([[probs[label] for label in self.labels] for probs in rows])
-            if self.task.head == "token"
-            else np.array([rows[label] for label in self.labels])
-            for rows in self.task.probabilities(examples, features, outputs)
-        ]
-        if self.task.head != "token":
-            return per_example
+        per_example = self.task.example_scores(examples, features, outputs)
         result, cursor = [], 0
-        for entry in chunk:  # a document's sentences back into one [words, labels] array
-            count = len(entry.sentences)
-            result.append(np.concatenate(per_example[cursor : cursor + count], axis=0))
+        for entry in chunk:  # an input's examples (a document's sentences) back into one array
+            count = len(entry.task_input.examples)
+            result.append(self.task.input_scores(per_example[cursor : cursor + count]))
             cursor += count
         return result
 
     def _row(self, entry: _Prepared, scores: np.ndarray, threshold: float) -> Row:
         row: Row = {} if entry.row_id is None else {"id": entry.row_id}
-        head, labels = self.task.head, self.labels
-        if head == "token":
-            best = scores.argmax(axis=-1)
-            entities = []
-            for first, end in entry.sentences:
-                tags = [labels[k] for k in best[first:end]]
-                confidences = scores[np.arange(first, end), best[first:end]]
-                entities += entity_spans(
-                    entry.text, entry.words[first:end], tags, confidences, self.entity_type
-                )
-            row.update(text=entry.text, entities=entities)
-        elif head == "regression":
-            row["score"] = float(scores[0])
-        elif head == "multilabel":
-            row["labels"] = [label for label, p in zip(labels, scores, strict=True) if p > threshold]
-            row["probabilities"] = dict(zip(labels, map(float, scores), strict=True))
-        else:
-            row["answer" if self.task_type == "qa" else "label"] = labels[int(scores.argmax())]
-            row["probabilities"] = dict(zip(labels, map(float, scores), strict=True))
+        row.update(self.task.prediction_row(entry.task_input, scores, threshold, self.entity_type))
         return row
 
 

@@ -42,17 +42,6 @@ from biotune.training import RunContext, SeedOutcome, train_seed
 
 log = logging.getLogger("biotune")
 
-OWN_DATA_DEFAULTS = {"batch_size": 16, "learning_rate": 3e-5, "epochs": 3, "warmup_ratio": 0.1}
-OWN_DATA_MAX_LENGTH = {
-    "ner": 128,
-    "pico": 256,
-    "re": 256,
-    "classification": 256,
-    "similarity": 128,
-    "multilabel": 512,
-    "qa": 512,
-}
-
 
 @dataclass
 class PreparedRun:
@@ -87,20 +76,14 @@ def resolve_config(config: TrainConfig) -> PreparedRun:
     recipe = recipe_for(config.device, config.precision)  # a device or precision it can't run: fail now
     splits = load_splits(config)
     spec = splits.spec
-    defaults = getattr(spec, "defaults", None)
     values = config.model_dump()
     own = not config.dataset
-
-    def default(key: str) -> Any:
-        if own or defaults is None:
-            return OWN_DATA_DEFAULTS[key]
-        return getattr(defaults, key)
-
+    # own files' specs carry their task type's defaults (biotune.tasks: own_hyperparams, own_max_length)
     for key in ("batch_size", "learning_rate", "epochs", "warmup_ratio"):
         if values[key] is None:
-            values[key] = default(key)
+            values[key] = getattr(spec.defaults, key)
     if values["max_length"] is None:
-        values["max_length"] = OWN_DATA_MAX_LENGTH[spec.task_type] if own else spec.max_length
+        values["max_length"] = spec.max_length
     if values["pair_encoding"] is None:
         values["pair_encoding"] = "cross"
     if values["pair_encoding"] == "siamese":

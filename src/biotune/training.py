@@ -27,11 +27,10 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
@@ -44,7 +43,6 @@ from biotune.inference import Evaluation, SplitData, Throughput, as_recipe, eval
 from biotune.models import build_model, enable_gradient_checkpointing, extend_vocabulary, init_regression_head
 from biotune.resources import batch_dimensions, out_of_memory_guard
 from biotune.tasks import Task
-from biotune.tasks.base import IGNORE_INDEX, HeadKind
 from biotune.techniques import TechniquePlan, apply_techniques, build_param_groups, make_optimizer
 
 log = logging.getLogger("biotune.training")
@@ -57,36 +55,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def compute_loss(
-    head: HeadKind, logits: torch.Tensor, labels: torch.Tensor, reduction: Literal["mean", "sum"] = "mean"
-) -> torch.Tensor:
-    """The head's loss, averaged over (`mean`) or summed over (`sum`) its units.
-
-    A unit is what one loss term scores: a labelled token for token heads, an example otherwise (a
-    multi-label example's loss is the mean over its labels).
-    """
-    if head == "token":
-        return F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]),
-            labels.reshape(-1),
-            ignore_index=IGNORE_INDEX,
-            reduction=reduction,
-        )
-    if head == "regression":
-        return F.mse_loss(logits.squeeze(-1), labels, reduction=reduction)
-    if head == "multilabel":
-        loss = F.binary_cross_entropy_with_logits(logits, labels, reduction=reduction)
-        return loss / labels.shape[-1] if reduction == "sum" else loss
-    return F.cross_entropy(logits, labels, reduction=reduction)
-
-
-def loss_units(features: Sequence[dict[str, Any]], head: HeadKind) -> list[int]:
-    """Per feature, how many loss units it holds (see `compute_loss`)."""
-    if head == "token":
-        return [len(f["labels"]) - f["labels"].count(IGNORE_INDEX) for f in features]
-    return [1] * len(features)
 
 
 @dataclass
@@ -331,7 +299,7 @@ def setup_seed(ctx: RunContext, seed: int) -> SeedState:
     total_steps = sum(len(batches) for batches in epoch_batches)
     # every loss unit (labelled token or example) weighs the same in whichever batch it lands: the sum of
     # a step's losses over the units an average step holds
-    units_per_step = sum(loss_units(ctx.train.features.features, ctx.task.head)) * epochs / total_steps
+    units_per_step = sum(ctx.task.loss_units(ctx.train.features.features)) * epochs / total_steps
     warmup = ctx.plan.warmup_ratio if ctx.plan.warmup_ratio is not None else (config.warmup_ratio or 0.0)
     scheduler = get_linear_schedule_with_warmup(optimizer, round(warmup * total_steps), total_steps)
     return SeedState(
@@ -509,7 +477,7 @@ def _optimizer_step(
     head = ctx.task.head
     recipe = ctx.recipe
     if units_per_step is None:
-        units_per_step = max(1, sum(loss_units([features[i] for i in indices], head)))
+        units_per_step = max(1, sum(ctx.task.loss_units([features[i] for i in indices])))
     chunks = [indices[i : i + micro_batch] for i in range(0, len(indices), micro_batch)]
     total = 0.0
     config = ctx.config
@@ -521,7 +489,7 @@ def _optimizer_step(
             labels = batch["labels"].to(recipe.device)
             with recipe.autocast():
                 logits = model(**model_inputs(batch, recipe.device)).logits
-            loss = compute_loss(head, logits.float(), labels, reduction="sum") / units_per_step
+            loss = ctx.task.loss(logits.float(), labels, reduction="sum") / units_per_step
             (scaler.scale(loss) if scaler is not None else loss).backward()
         total += loss.item()
     if embedding_rows is not None:

@@ -66,7 +66,7 @@ def predict(
     items = [InputItem(text, "--text")] if text is not None else read_inputs(input_file, input_format)
     quiet_transformers()
     predictor = load(path, seed=seed, device=device, batch_size=batch_size)
-    if threshold is not None and predictor.task_type != "multilabel":
+    if threshold is not None and not predictor.task.uses_threshold:
         raise ConfigError(f"--threshold applies to multi-label models; this one is {predictor.task_type}")
     with _progress(len(items)) as on_progress:
         rows = predictor.predict_iter(items, threshold=threshold, on_progress=on_progress)

@@ -13,19 +13,17 @@ damaged since it was fetched). A changed file is a warning; the counts decide wh
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from biotune.data.examples import ScoredPair
 from biotune.data.loading import count_units, label_counts, load_dataset, split_path
 from biotune.data.manifest import CHANGED, Manifest, hash_status
 from biotune.data.paths import resolve_data_dir
-from biotune.data.readers import read_file
-from biotune.data.registry import UNIT_BY_TASK_TYPE, DatasetSpec, all_specs, get_spec
+from biotune.data.registry import DatasetSpec, all_specs, get_spec
 from biotune.errors import BiotuneError, ConfigError, DataError
+from biotune.tasks import task_class
 
 
 @dataclass
@@ -247,17 +245,14 @@ class FileReport:
 
 def check_file(task_type: str, path: Path | str) -> FileReport:
     """Validate one user file: read it the way training would and summarise it, or return the error."""
-    if task_type not in UNIT_BY_TASK_TYPE:
-        raise ConfigError(f"unknown task type {task_type!r}; choose one of {', '.join(UNIT_BY_TASK_TYPE)}")
-    report = FileReport(file=str(path), task_type=task_type, status="ok", unit=UNIT_BY_TASK_TYPE[task_type])
+    task = task_class(task_type)
+    report = FileReport(file=str(path), task_type=task_type, status="ok", unit=task.unit)
     try:
-        examples = read_file(task_type, path)
+        examples = task.read(path)
     except BiotuneError as exc:
         report.status, report.error = "error", str(exc)
         return report
-    report.examples, report.units = len(examples), count_units(task_type, examples)
+    report.examples, report.units = len(examples), task.count_units(examples)
     report.labels = label_counts(task_type, examples)
-    if task_type == "similarity":
-        scores = [example.score for example in examples if isinstance(example, ScoredPair)]
-        report.scores = {"min": min(scores), "max": max(scores), "mean": statistics.fmean(scores)}
+    report.scores = task.score_summary(examples)
     return report

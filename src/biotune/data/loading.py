@@ -6,14 +6,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seqeval.metrics.sequence_labeling import get_entities
-
-from biotune.config import TASK_TYPES
-from biotune.data.examples import Example, LabeledDocument, TaggedSentence
+from biotune.data.examples import Example
 from biotune.data.paths import resolve_data_dir
-from biotune.data.readers import hoc_label_count, read_file
 from biotune.data.registry import SPLITS, DatasetSpec, custom_spec, get_spec
 from biotune.errors import ConfigError, DataError
+from biotune.tasks import Task, task_class
 
 
 @dataclass
@@ -72,7 +69,7 @@ def load_dataset(
                 "data/SOURCES.md explain which files may be absent from a staged copy); or choose "
                 "another dataset",
             )
-        setattr(result, split, read_file(spec.task_type, path, _reader_labels(spec)))
+        setattr(result, split, task_class(spec.task_type).read(path, _reader_labels(spec)))
     return result
 
 
@@ -92,22 +89,14 @@ def _unseen_label_error(
     )
 
 
-def _check_labels_seen(examples: list[Example], path: Path, train_file: Path, known: set[str]) -> None:
+def _check_labels_seen(
+    task: type[Task], examples: list[Example], path: Path, train_file: Path, known: set[str]
+) -> None:
     for example in examples:
-        if isinstance(example, TaggedSentence):
-            for offset, tag in enumerate(example.tags):
-                if tag not in known:  # words are one per line, so the word's line is first line + offset
-                    raise _unseen_label_error(path, _source_line(example) + offset, tag, train_file, known)
-        elif hasattr(example, "label") and example.label not in known:
-            raise _unseen_label_error(path, _source_line(example), example.label, train_file, known)
-
-
-def _train_labels(task_type: str, train: list[Example]) -> tuple[str, ...]:
-    if task_type in ("ner", "pico"):
-        return tuple(sorted({tag for sentence in train for tag in sentence.tags}))
-    if task_type in ("re", "classification", "qa"):
-        return tuple(sorted({example.label for example in train}))
-    return ()  # similarity has scores; multilabel label count is taken from the file below
+        # a tagged sentence has one word (and tag) per line: a tag's line is the first line + its position
+        for offset, label in enumerate(task.label_names(example)):
+            if label not in known:
+                raise _unseen_label_error(path, _source_line(example) + offset, label, train_file, known)
 
 
 def load_own_files(
@@ -119,15 +108,12 @@ def load_own_files(
     name: str | None = None,
 ) -> DatasetSplits:
     """A user's own files: labels come from train; dev/test may only use labels seen in train."""
-    if task_type not in TASK_TYPES:
-        raise ConfigError(f"unknown task type {task_type!r}; choose one of {', '.join(TASK_TYPES)}")
+    task = task_class(task_type)
     if dev_file is None:
         raise ConfigError("a dev file is needed to pick checkpoints and report dev scores: pass --dev-file")
     train_path, dev_path = Path(train_file), Path(dev_file)
-    train = read_file(task_type, train_path)
-    labels = _train_labels(task_type, train)
-    if task_type == "multilabel":
-        labels = tuple(str(i) for i in range(hoc_label_count(train_path)))
+    train = task.read(train_path)
+    labels = task.own_labels(train_path, train)
     files = {"train": str(train_path), "dev": str(dev_path)}
     if test_file is not None:
         files["test"] = str(test_file)
@@ -143,9 +129,11 @@ def load_own_files(
         if split not in files:
             continue
         path = Path(files[split])
-        examples = read_file(task_type, path, _reader_labels(spec) if task_type == "multilabel" else None)
-        if task_type not in ("similarity", "multilabel"):
-            _check_labels_seen(examples, path, train_path, set(labels))
+        if task.labels_by_name:  # read freely, then name the line of a label train never had
+            examples = task.read(path)
+            _check_labels_seen(task, examples, path, train_path, set(labels))
+        else:  # multi-label columns are counted against train's
+            examples = task.read(path, _reader_labels(spec))
         setattr(result, split, examples)
     return result
 
@@ -155,17 +143,11 @@ def _task_type(spec_or_task_type: DatasetSpec | str) -> str:
 
 
 def count_units(spec: DatasetSpec | str, examples: Iterable[Example]) -> int:
-    """BLURB's size unit: NER mentions, PICO non-O tokens, otherwise one per example.
+    """BLURB's size unit (`Task.count_units`): NER mentions, PICO non-O tokens, otherwise one per example.
 
-    Mentions are the entities seqeval finds (an I after O or at a sentence start opens one too); on
-    the staged files this equals SOURCES.md's count of B tags. `spec` may also be a bare task type.
+    `spec` may also be a bare task type.
     """
-    task_type = _task_type(spec)
-    if task_type == "ner":
-        return len(get_entities([list(sentence.tags) for sentence in examples]))
-    if task_type == "pico":
-        return sum(tag != "O" for sentence in examples for tag in sentence.tags)
-    return sum(1 for _ in examples)
+    return task_class(_task_type(spec)).count_units(list(examples))
 
 
 def label_counts(spec: DatasetSpec | str, examples: Iterable[Example]) -> dict[str, int]:
@@ -174,16 +156,9 @@ def label_counts(spec: DatasetSpec | str, examples: Iterable[Example]) -> dict[s
     Multilabel indices are shown by the spec's label names; with a bare task type, as indices.
     """
     names = () if isinstance(spec, str) else spec.labels
+    task = task_class(_task_type(spec))
     counts: dict[str, int] = {}
     for example in examples:
-        if isinstance(example, TaggedSentence):
-            keys: Iterable[str] = example.tags
-        elif isinstance(example, LabeledDocument):
-            keys = (names[i] if i < len(names) else str(i) for i in example.labels)
-        elif hasattr(example, "label"):
-            keys = (example.label,)
-        else:
-            continue  # similarity pairs carry scores, not labels
-        for key in keys:
+        for key in task.label_names(example, names):  # none for similarity pairs: they carry scores
             counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items()))

@@ -13,8 +13,8 @@ import re
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from biotune.data.examples import Example, LabeledDocument, LabeledText, Question, ScoredPair, TaggedSentence
-from biotune.errors import ConfigError, DataError
+from biotune.data.examples import LabeledDocument, LabeledText, Question, ScoredPair, TaggedSentence
+from biotune.errors import DataError
 
 DOCSTART = "-DOCSTART-"
 HOC_INDEX = re.compile(r"^(?P<doc>.+)_s(?P<sentence>\d+)$")
@@ -531,7 +531,8 @@ def read_bioasq(path: Path | str, labels: Collection[str] | None = None) -> list
     return questions
 
 
-def _looks_like_json(path: Path | str) -> bool:
+def looks_like_json(path: Path | str) -> bool:
+    """A QA file in PubMedQA's JSON layout (by suffix, or content starting with `{`), else BioASQ's TSV."""
     if Path(path).suffix.lower() == ".json":
         return True
     try:
@@ -539,21 +540,3 @@ def _looks_like_json(path: Path | str) -> bool:
             return handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
     except OSError:
         return False  # the reader reports the problem with its own message
-
-
-def read_file(task_type: str, path: Path | str, labels: Collection[str] | None = None) -> list[Example]:
-    """Read one file of the given task type. For multilabel, `labels` fixes the number of label columns."""
-    if task_type in ("ner", "pico"):
-        return list(read_tagged_tsv(path, labels))
-    if task_type in ("re", "classification"):
-        return list(read_labeled_tsv(path, labels))
-    if task_type == "similarity":
-        return list(read_biosses(path))
-    if task_type == "multilabel":
-        return list(read_hoc(path, len(labels) if labels else None))
-    if task_type == "qa":
-        return list(read_pubmedqa(path, labels) if _looks_like_json(path) else read_bioasq(path, labels))
-    raise ConfigError(
-        f"unknown task type {task_type!r}; choose one of ner, pico, re, similarity, "
-        "classification, multilabel, qa"
-    )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from biotune.config import TASK_TYPES
 from biotune.errors import ConfigError
 
 SPLITS: tuple[str, ...] = ("train", "dev", "test")
@@ -32,35 +31,6 @@ HOC_HALLMARKS: tuple[str, ...] = (
 
 # Negative classes of the public RE sets; a user's RE labels are searched for one of these.
 KNOWN_NEGATIVE_LABELS: tuple[str, ...] = ("false", "DDI-false", "0")
-
-METRIC_BY_TASK_TYPE: dict[str, str] = {
-    "ner": "entity-level F1",
-    "pico": "macro word-level F1 over P/I/O",
-    "re": "micro F1 over positive classes",
-    "similarity": "Pearson",
-    "classification": "accuracy and macro F1",
-    "multilabel": "micro F1, abstract level",
-    "qa": "accuracy",
-}
-UNIT_BY_TASK_TYPE: dict[str, str] = {
-    "ner": "mentions",
-    "pico": "labelled tokens",
-    "re": "pairs",
-    "similarity": "pairs",
-    "classification": "texts",
-    "multilabel": "documents",
-    "qa": "questions",
-}
-# Own files have no published setting; these follow the most common BLURB choices per task type.
-MAX_LENGTH_BY_TASK_TYPE: dict[str, int] = {
-    "ner": 512,
-    "pico": 512,
-    "re": 256,
-    "similarity": 128,
-    "classification": 256,
-    "multilabel": 512,
-    "qa": 512,
-}
 
 
 @dataclass(frozen=True)
@@ -121,7 +91,7 @@ def _ner(
         display_name=display,
         aliases=aliases,
         task_type="ner",
-        metric=METRIC_BY_TASK_TYPE["ner"],
+        metric="entity-level F1",
         files=_tsv_files(name),
         labels=NER_TAGS,
         unit="mentions",
@@ -161,7 +131,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         display_name="EBM PICO",
         aliases=("ebm-pico", "pico", "ebmnlp", "ebm-nlp"),
         task_type="pico",
-        metric=METRIC_BY_TASK_TYPE["pico"],
+        metric="macro word-level F1 over P/I/O",
         files=_tsv_files("ebmnlp"),
         labels=PICO_TAGS,
         unit="labelled tokens",
@@ -178,7 +148,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         display_name="ChemProt",
         aliases=("chemprot", "chem-prot"),
         task_type="re",
-        metric=METRIC_BY_TASK_TYPE["re"],
+        metric="micro F1 over positive classes",
         files=_tsv_files("chemprot"),
         labels=("CPR:3", "CPR:4", "CPR:5", "CPR:6", "CPR:9", "false"),
         negative_label="false",
@@ -192,7 +162,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         display_name="DDI",
         aliases=("ddi",),
         task_type="re",
-        metric=METRIC_BY_TASK_TYPE["re"],
+        metric="micro F1 over positive classes",
         files=_tsv_files("DDI"),
         labels=("DDI-advise", "DDI-effect", "DDI-false", "DDI-int", "DDI-mechanism"),
         negative_label="DDI-false",
@@ -221,7 +191,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         display_name="BIOSSES",
         aliases=("biosses",),
         task_type="similarity",
-        metric=METRIC_BY_TASK_TYPE["similarity"],
+        metric="Pearson",
         files=_tsv_files("BIOSSES"),
         labels=(),
         unit="pairs",
@@ -235,7 +205,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         display_name="HoC",
         aliases=("hoc", "hallmarks-of-cancer"),
         task_type="multilabel",
-        metric=METRIC_BY_TASK_TYPE["multilabel"],
+        metric="micro F1, abstract level",
         files=_tsv_files("HoC"),
         labels=HOC_HALLMARKS,
         unit="abstracts",
@@ -248,7 +218,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         display_name="PubMedQA",
         aliases=("pubmedqa", "pubmed-qa"),
         task_type="qa",
-        metric=METRIC_BY_TASK_TYPE["qa"],
+        metric="accuracy",
         files={
             "train": "pubmedqa/pqal_fold0/train_set.json",
             "dev": "pubmedqa/pqal_fold0/dev_set.json",
@@ -266,7 +236,7 @@ _SPECS: tuple[DatasetSpec, ...] = (
         display_name="BioASQ",
         aliases=("bioasq", "bioasq-7b"),
         task_type="qa",
-        metric=METRIC_BY_TASK_TYPE["qa"],
+        metric="accuracy",
         files=_tsv_files("BioASQ"),
         labels=("yes", "no"),
         unit="questions",
@@ -318,7 +288,7 @@ def task_type_of(name: str) -> str:
     return get_spec(name).task_type
 
 
-def _resolve_negative_label(labels: tuple[str, ...], negative_label: str | None) -> str:
+def resolve_negative_label(labels: tuple[str, ...], negative_label: str | None) -> str:
     if negative_label is not None:
         if labels and negative_label not in labels:
             raise ConfigError(
@@ -342,26 +312,24 @@ def custom_spec(
     negative_label: str | None = None,
     files: dict[str, str] | None = None,
 ) -> DatasetSpec:
-    """A spec for a user's own files: metric, unit and defaults by task type; no expected counts."""
-    if task_type not in TASK_TYPES:
-        raise ConfigError(f"unknown task type {task_type!r}; choose one of {', '.join(TASK_TYPES)}")
+    """A spec for a user's own files: metric, unit and defaults from the task type; no expected counts."""
+    # the task types import this module (KNOWN_NEGATIVE_LABELS), so they are imported when first needed
+    from biotune.tasks import task_class
+
+    task = task_class(task_type)
     labels = tuple(labels)
-    if task_type == "re":
-        negative_label = _resolve_negative_label(labels, negative_label)
-    elif negative_label is not None:
-        raise ConfigError(f"--negative-label only applies to task type 're', not {task_type!r}")
     return DatasetSpec(
         name=name,
         display_name=name,
         aliases=(),
         task_type=task_type,
-        metric=METRIC_BY_TASK_TYPE[task_type],
+        metric=task.metric_name,
         files=dict(files or {}),
         labels=labels,
-        unit=UNIT_BY_TASK_TYPE[task_type],
+        unit=task.unit,
         expected_units={},
-        max_length=MAX_LENGTH_BY_TASK_TYPE[task_type],
-        defaults=HyperParams(32, 3e-5, 10),
-        negative_label=negative_label,
+        max_length=task.own_max_length,
+        defaults=HyperParams(**task.own_hyperparams),
+        negative_label=task.own_negative_label(labels, negative_label),
         is_custom=True,
     )

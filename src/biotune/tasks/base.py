@@ -1,26 +1,48 @@
 """What every task shares: the feature set the engine trains on, options, and the `Task` contract.
 
-A task turns typed examples into model inputs (`featurize`), names the head (which fixes the loss),
-and turns raw model outputs back into predictions in the examples' own units (`decode`), the same
-units `gold` returns and `biotune.metrics.compute` scores.
+A task type owns everything that depends on it: how its files are read (`read`), what its own files
+default to, how typed examples become model inputs (`featurize`), its head kind (which fixes the loss,
+the label batch and the model class, see heads.py), how raw model outputs become predictions in the
+examples' own units (`decode`, the units `gold` returns and `score` scores), its trivial baseline, what
+`biotune predict` reads and writes for it, and its part of the model card.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+import torch
 from transformers import PreTrainedTokenizerBase
 
 from biotune.errors import ConfigError, DataError
+from biotune.tasks.heads import IGNORE_INDEX, Head, HeadKind, get_head
+from biotune.textsplit import Word
 
-HeadKind = Literal["token", "sequence", "regression", "multilabel"]
+__all__ = [
+    "IGNORE_INDEX",
+    "OWN_FILE_HYPERPARAMS",
+    "FeatureSet",
+    "HeadKind",
+    "PredictInput",
+    "Task",
+    "TaskOptions",
+    "check_examples",
+    "check_outputs",
+    "require_fast_tokenizer",
+]
 
-# The one ignore index: cross-entropy skips these label positions (specials, later sub-tokens, context words).
-IGNORE_INDEX = -100
+# Own files have no published setting: the same start for every task type (the max length is per type).
+OWN_FILE_HYPERPARAMS: dict[str, Any] = {
+    "batch_size": 16,
+    "learning_rate": 3e-5,
+    "epochs": 3,
+    "warmup_ratio": 0.1,
+}
 
 
 @dataclass
@@ -58,11 +80,39 @@ class TaskOptions:
             raise ConfigError(f"window_overlap must be in [0, 1), got {self.window_overlap}")
 
 
+@dataclass
+class PredictInput:
+    """One raw input of `biotune predict` as the task reads it: its examples, and for token tasks the text
+    with its words and sentences (word ranges), which the output row's character offsets come from."""
+
+    examples: list[Any]
+    text: str = ""
+    words: list[Word] = field(default_factory=list)
+    sentences: list[tuple[int, int]] = field(default_factory=list)
+
+
 class Task(ABC):
     """One implementation per task type; see the module docstring for the contract."""
 
-    task_type: str
+    task_type: ClassVar[str]
     head: HeadKind
+    # what the BLURB table calls the metric and the size unit, for users' own files of this type
+    metric_name: ClassVar[str]
+    unit: ClassVar[str]
+    # own files: the max length (sub-tokens) and the hyper-parameters a run starts from
+    own_max_length: ClassVar[int]
+    own_hyperparams: ClassVar[dict[str, Any]] = OWN_FILE_HYPERPARAMS
+    # own files: labels are names that dev/test may only use when train has them (not scores or indices)
+    labels_by_name: ClassVar[bool] = True
+    # the model card: what the model does, an example input, a note on what biotune predict reads
+    description: ClassVar[str]
+    card_note: ClassVar[str | None] = None
+    snippet_truncation: ClassVar[str] = "True"
+    # predict: the two fields an input object of a pair task holds (None: one text); whether texts mark
+    # entities with placeholders (RE); whether a probability threshold applies (multi-label)
+    pair_fields: ClassVar[tuple[str, str] | None] = None
+    entity_placeholders: ClassVar[bool] = False
+    uses_threshold: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -78,6 +128,70 @@ class Task(ABC):
     @property
     def num_labels(self) -> int:
         return len(self.labels)
+
+    # ------------------------------------------------------------------------------------ files and metric
+
+    @classmethod
+    @abstractmethod
+    def read(cls, path: Path | str, labels: Collection[str] | None = None) -> list[Any]:
+        """Read one file of this task type (biotune.data.readers) into typed examples."""
+
+    @classmethod
+    def own_labels(cls, train_path: Path, train: Sequence[Any]) -> tuple[str, ...]:
+        """Own files: the label set, from the training file."""
+        return ()
+
+    @classmethod
+    def label_names(cls, example: Any, names: Sequence[str] = ()) -> list[str]:
+        """The labels one example carries, by name (`names`: the label names of index labels)."""
+        return []
+
+    @classmethod
+    def own_negative_label(cls, labels: tuple[str, ...], negative_label: str | None) -> str | None:
+        """Own files: the label that means "no relation", for the types scored without it (RE)."""
+        if negative_label is not None:
+            raise ConfigError(f"--negative-label only applies to task type 're', not {cls.task_type!r}")
+        return None
+
+    @classmethod
+    def count_units(cls, examples: Sequence[Any]) -> int:
+        """BLURB's size unit of a split; one per example unless the type counts otherwise."""
+        return len(examples)
+
+    @classmethod
+    def score_summary(cls, examples: Sequence[Any]) -> dict[str, float] | None:
+        """`data check --file`: a summary of gold scores, for types whose gold is a score."""
+        return None
+
+    @classmethod
+    @abstractmethod
+    def score(
+        cls, gold: Sequence[Any], predicted: Sequence[Any], negative_label: str | None = None
+    ) -> dict[str, Any]:
+        """The BLURB metric of this type (biotune.metrics); `negative_label` is RE's no-relation class."""
+
+    @classmethod
+    def from_json(cls, value: Any) -> Any:
+        """A gold or predicted value as a predictions file holds it, back in the units `score` takes."""
+        return value
+
+    @abstractmethod
+    def trivial_predictions(self, train: Sequence[Any], examples: Sequence[Any]) -> list[Any]:
+        """The failure line: what a predictor that learnt nothing but the training labels says."""
+
+    # ------------------------------------------------------------------------------------ head
+
+    @property
+    def output_head(self) -> Head:
+        return get_head(self.head)
+
+    def loss(
+        self, logits: torch.Tensor, labels: torch.Tensor, reduction: Literal["mean", "sum"] = "mean"
+    ) -> torch.Tensor:
+        return self.output_head.loss(logits, labels, reduction)
+
+    def loss_units(self, features: Sequence[dict[str, Any]]) -> list[int]:
+        return self.output_head.loss_units(features)
 
     @abstractmethod
     def featurize(
@@ -100,6 +214,41 @@ class Task(ABC):
         self, examples: Sequence[Any], features: FeatureSet, outputs: Sequence[np.ndarray]
     ) -> list[Any]:
         """Per example: label -> probability (token tasks: one such dict per word; regression: None)."""
+
+    # ------------------------------------------------------------------------------------ predict
+
+    @abstractmethod
+    def predict_input(self, name: str, texts: tuple[str, ...]) -> PredictInput:
+        """A validated raw input (one text, or the `pair_fields` values) as examples; `name` says where."""
+
+    def example_scores(
+        self, examples: Sequence[Any], features: FeatureSet, outputs: Sequence[np.ndarray]
+    ) -> list[np.ndarray]:
+        """Per example, the model's numbers in `labels` order (probabilities by default)."""
+        return [
+            np.array([rows[label] for label in self.labels])
+            for rows in self.probabilities(examples, features, outputs)
+        ]
+
+    def input_scores(self, parts: Sequence[np.ndarray]) -> np.ndarray:
+        """The scores of one input from those of its examples (a document's sentences, in order)."""
+        return np.concatenate(parts, axis=0)
+
+    @abstractmethod
+    def prediction_row(
+        self, prepared: PredictInput, scores: np.ndarray, threshold: float, entity_type: str
+    ) -> dict[str, Any]:
+        """The JSON-ready row of one input (see biotune.predict's module doc for each type's row).
+
+        threshold: multi-label probability cut; entity_type: the label of untyped entity tags (B/I).
+        """
+
+    # ------------------------------------------------------------------------------------ model card
+
+    @classmethod
+    @abstractmethod
+    def card_example(cls, placeholders: Sequence[str]) -> Any:
+        """An example input for the card's snippets: a text, or a pair of texts for pair tasks."""
 
     def special_tokens(self, examples: Sequence[Any]) -> list[str]:
         """Strings that must stay single tokens (RE placeholders); add them to the tokenizer first."""

@@ -1,11 +1,12 @@
-"""Build the task object for a task type (or a registry dataset spec)."""
+"""The task-type registry: one line per task type, and the task object for a type (or a dataset spec)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import Any, get_args
 
-from biotune.config import TASK_TYPES
+from biotune.config import TaskType
 from biotune.errors import ConfigError
 from biotune.tasks.base import Task, TaskOptions
 from biotune.tasks.sequence import (
@@ -29,7 +30,22 @@ TASK_CLASSES: dict[str, type[Task]] = {
         QuestionAnsweringTask,
     )
 }
-assert set(TASK_CLASSES) == set(TASK_TYPES), "every configurable task type needs a task class"
+TASK_TYPES: tuple[str, ...] = tuple(TASK_CLASSES)
+# TrainConfig validates `task_type` without importing the tasks (and torch): its Literal must list the same
+assert set(get_args(TaskType)) == set(TASK_TYPES), "biotune.config.TaskType must name every task type"
+
+
+def task_class(task_type: str) -> type[Task]:
+    """The class of a task type: what it reads, scores and writes, without labels (see `get_task`)."""
+    cls = TASK_CLASSES.get(task_type)
+    if cls is None:
+        raise ConfigError(f"unknown task type {task_type!r}; choose one of {', '.join(TASK_TYPES)}")
+    return cls
+
+
+def read_file(task_type: str, path: Path | str, labels: Collection[str] | None = None) -> list[Any]:
+    """Read one file of the given task type. For multilabel, `labels` fixes the number of label columns."""
+    return task_class(task_type).read(path, labels)
 
 
 def get_task(
@@ -38,9 +54,7 @@ def get_task(
     negative_label: str | None = None,
     options: TaskOptions | None = None,
 ) -> Task:
-    cls = TASK_CLASSES.get(task_type)
-    if cls is None:
-        raise ConfigError(f"unknown task type {task_type!r}; choose one of {', '.join(TASK_TYPES)}")
+    cls = task_class(task_type)
     labels = list(labels)
     if len(set(labels)) != len(labels):
         raise ConfigError(f"{task_type}: labels must be distinct, got {labels}")

@@ -11,19 +11,26 @@ Truncated examples are counted from the fast tokenizer's own record of what it c
 
 from __future__ import annotations
 
+import statistics
 from abc import abstractmethod
-from collections.abc import Sequence
-from typing import Any
+from collections import Counter
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import expit, softmax
 from transformers import BatchEncoding, PreTrainedTokenizerBase
 
+from biotune import metrics
+from biotune.data import readers
 from biotune.data.examples import LabeledDocument, LabeledText, Question, ScoredPair
+from biotune.data.registry import resolve_negative_label
 from biotune.errors import ConfigError, DataError
 from biotune.tasks.base import (
     FeatureSet,
     HeadKind,
+    PredictInput,
     Task,
     check_examples,
     check_outputs,
@@ -97,9 +104,31 @@ class _SingleLabelTask(_OneFeaturePerExample):
     """Softmax over the labels; predictions are the label strings as in the files."""
 
     head: HeadKind = "sequence"
+    # the output row's key for the predicted label
+    answer_key: ClassVar[str] = "label"
 
     def _target(self, example: Any) -> int:
         return self.label_id(example.label, example)
+
+    @classmethod
+    def own_labels(cls, train_path: Path, train: Sequence[Any]) -> tuple[str, ...]:
+        return tuple(sorted({example.label for example in train}))
+
+    @classmethod
+    def label_names(cls, example: Any, names: Sequence[str] = ()) -> list[str]:
+        return [example.label]
+
+    def trivial_predictions(self, train: Sequence[Any], examples: Sequence[Any]) -> list[str]:
+        majority_label = Counter(self.gold(train)).most_common(1)[0][0]
+        return [majority_label] * len(examples)
+
+    def prediction_row(
+        self, prepared: PredictInput, scores: np.ndarray, threshold: float, entity_type: str
+    ) -> dict[str, Any]:
+        return {
+            self.answer_key: self.labels[int(scores.argmax())],
+            "probabilities": dict(zip(self.labels, map(float, scores), strict=True)),
+        }
 
     def gold(self, examples: Sequence[Any]) -> list[str]:
         return [example.label for example in examples]
@@ -118,6 +147,27 @@ class _SingleLabelTask(_OneFeaturePerExample):
 
 class ClassificationTask(_SingleLabelTask):
     task_type = "classification"
+    metric_name = "accuracy and macro F1"
+    unit = "texts"
+    own_max_length = 256
+    description = "text classification"
+
+    @classmethod
+    def read(cls, path: Path | str, labels: Collection[str] | None = None) -> list[Any]:
+        return list(readers.read_labeled_tsv(path, labels))
+
+    @classmethod
+    def score(
+        cls, gold: Sequence[Any], predicted: Sequence[Any], negative_label: str | None = None
+    ) -> dict[str, Any]:
+        return metrics.classification_scores(gold, predicted)
+
+    @classmethod
+    def card_example(cls, placeholders: Sequence[str]) -> str:
+        return "Overexpression of the gene promoted angiogenesis and invasion of tumour cells."
+
+    def predict_input(self, name: str, texts: tuple[str, ...]) -> PredictInput:
+        return PredictInput([LabeledText(name, texts[0], self.labels[0], name)])
 
     def _texts(self, examples: Sequence[LabeledText]) -> tuple[list[str], None]:
         return [example.text for example in examples], None
@@ -127,6 +177,31 @@ class RelationTask(ClassificationTask):
     """Entity mentions are already masked by placeholders; by default each placeholder is one token."""
 
     task_type = "re"
+    metric_name = "micro F1 over positive classes"
+    unit = "pairs"
+    own_max_length = 256
+    description = "relation extraction between two masked entity mentions"
+    card_note = (
+        "Texts with the two entities masked by placeholders, or raw text with `entity1`/`entity2` "
+        'character spans (`{"start": 0, "end": 5, "type": "GENE"}`) in a JSON object.'
+    )
+    entity_placeholders = True
+
+    @classmethod
+    def own_negative_label(cls, labels: tuple[str, ...], negative_label: str | None) -> str:
+        return resolve_negative_label(labels, negative_label)
+
+    @classmethod
+    def score(
+        cls, gold: Sequence[Any], predicted: Sequence[Any], negative_label: str | None = None
+    ) -> dict[str, Any]:
+        return metrics.relation_scores(gold, predicted, negative_label)
+
+    @classmethod
+    def card_example(cls, placeholders: Sequence[str]) -> str:
+        singles = sorted((p for p in placeholders if "-" not in p), key=_placeholder_order)
+        first, second = (singles[0], singles[-1]) if singles else ("@GENE$", "@DISEASE$")
+        return f"{first} was associated with {second} in these patients."
 
     def special_tokens(self, examples: Sequence[LabeledText]) -> list[str]:
         if not self.options.placeholders_as_tokens:
@@ -150,6 +225,35 @@ class QuestionAnsweringTask(_SingleLabelTask):
     """(question, context) pairs; an over-long context is cut, the question is kept whole when it fits."""
 
     task_type = "qa"
+    metric_name = "accuracy"
+    unit = "questions"
+    own_max_length = 512
+    description = "yes/no question answering over a context"
+    snippet_truncation = '"only_second"'
+    pair_fields = ("question", "context")
+    answer_key = "answer"
+
+    @classmethod
+    def read(cls, path: Path | str, labels: Collection[str] | None = None) -> list[Any]:
+        if readers.looks_like_json(path):
+            return list(readers.read_pubmedqa(path, labels))
+        return list(readers.read_bioasq(path, labels))
+
+    @classmethod
+    def score(
+        cls, gold: Sequence[Any], predicted: Sequence[Any], negative_label: str | None = None
+    ) -> dict[str, Any]:
+        return metrics.qa_scores(gold, predicted)
+
+    @classmethod
+    def card_example(cls, placeholders: Sequence[str]) -> tuple[str, str]:
+        return (
+            "Does aspirin reduce the risk of stroke?",
+            "In this trial, daily aspirin lowered the incidence of stroke by a quarter.",
+        )
+
+    def predict_input(self, name: str, texts: tuple[str, ...]) -> PredictInput:
+        return PredictInput([Question(name, texts[0], texts[1], self.labels[0], name)])
 
     def _is_pair(self) -> bool:
         return True
@@ -189,10 +293,53 @@ class SimilarityTask(_OneFeaturePerExample):
 
     task_type = "similarity"
     head: HeadKind = "regression"
+    metric_name = "Pearson"
+    unit = "pairs"
+    own_max_length = 128
+    labels_by_name = False
+    description = "sentence similarity (regression on the 0-4 scale of the training data)"
+    pair_fields = ("sentence1", "sentence2")
 
     @property
     def num_labels(self) -> int:
         return 1
+
+    @classmethod
+    def read(cls, path: Path | str, labels: Collection[str] | None = None) -> list[Any]:
+        return list(readers.read_biosses(path))
+
+    @classmethod
+    def score_summary(cls, examples: Sequence[Any]) -> dict[str, float]:
+        scores = [example.score for example in examples if isinstance(example, ScoredPair)]
+        return {"min": min(scores), "max": max(scores), "mean": statistics.fmean(scores)}
+
+    @classmethod
+    def score(
+        cls, gold: Sequence[Any], predicted: Sequence[Any], negative_label: str | None = None
+    ) -> dict[str, Any]:
+        return metrics.similarity_scores(gold, predicted)
+
+    def trivial_predictions(self, train: Sequence[Any], examples: Sequence[Any]) -> list[float]:
+        mean = float(np.mean(self.gold(train)))
+        return [mean] * len(examples)
+
+    @classmethod
+    def card_example(cls, placeholders: Sequence[str]) -> tuple[str, str]:
+        return ("The protein inhibits tumour growth.", "Tumour growth is suppressed by the protein.")
+
+    def predict_input(self, name: str, texts: tuple[str, ...]) -> PredictInput:
+        return PredictInput([ScoredPair(name, texts[0], texts[1], 0.0, name)])
+
+    def example_scores(
+        self, examples: Sequence[Any], features: FeatureSet, outputs: Sequence[np.ndarray]
+    ) -> list[np.ndarray]:
+        """The regression output itself, as a one-element array."""
+        return [np.array([score]) for score in self.decode(examples, features, outputs)]
+
+    def prediction_row(
+        self, prepared: PredictInput, scores: np.ndarray, threshold: float, entity_type: str
+    ) -> dict[str, Any]:
+        return {"score": float(scores[0])}
 
     def _is_pair(self) -> bool:
         return True
@@ -245,6 +392,57 @@ class MultilabelTask(_OneFeaturePerExample):
 
     task_type = "multilabel"
     head: HeadKind = "multilabel"
+    metric_name = "micro F1, abstract level"
+    unit = "documents"
+    own_max_length = 512
+    labels_by_name = False
+    description = "multi-label document classification"
+    uses_threshold = True
+
+    @classmethod
+    def read(cls, path: Path | str, labels: Collection[str] | None = None) -> list[Any]:
+        return list(readers.read_hoc(path, len(labels) if labels else None))
+
+    @classmethod
+    def own_labels(cls, train_path: Path, train: Sequence[Any]) -> tuple[str, ...]:
+        """Label indices as names; their number is the training file's label columns."""
+        return tuple(str(i) for i in range(readers.hoc_label_count(train_path)))
+
+    @classmethod
+    def label_names(cls, example: Any, names: Sequence[str] = ()) -> list[str]:
+        """Label indices by the given names (HoC's hallmarks); an index without a name as itself."""
+        return [names[i] if i < len(names) else str(i) for i in example.labels]
+
+    @classmethod
+    def score(
+        cls, gold: Sequence[Any], predicted: Sequence[Any], negative_label: str | None = None
+    ) -> dict[str, Any]:
+        return metrics.multilabel_scores(gold, predicted)
+
+    @classmethod
+    def from_json(cls, value: Any) -> frozenset[int]:
+        return frozenset(value)
+
+    def trivial_predictions(self, train: Sequence[Any], examples: Sequence[Any]) -> list[frozenset[int]]:
+        gold_train = self.gold(train)
+        counts = Counter(label for labels in gold_train for label in labels)
+        majority = frozenset(label for label, n in counts.items() if n > len(gold_train) / 2)
+        return [majority] * len(examples)
+
+    @classmethod
+    def card_example(cls, placeholders: Sequence[str]) -> str:
+        return ClassificationTask.card_example(placeholders)
+
+    def predict_input(self, name: str, texts: tuple[str, ...]) -> PredictInput:
+        return PredictInput([LabeledDocument(name, (texts[0],), frozenset(), name)])
+
+    def prediction_row(
+        self, prepared: PredictInput, scores: np.ndarray, threshold: float, entity_type: str
+    ) -> dict[str, Any]:
+        return {
+            "labels": [label for label, p in zip(self.labels, scores, strict=True) if p > threshold],
+            "probabilities": dict(zip(self.labels, map(float, scores), strict=True)),
+        }
 
     def _texts(self, examples: Sequence[LabeledDocument]) -> tuple[list[str], None]:
         return [example.text for example in examples], None
@@ -275,6 +473,12 @@ class MultilabelTask(_OneFeaturePerExample):
     ) -> list[dict[str, float]]:
         probs = expit(self._rows(examples, features, outputs))
         return [dict(zip(self.labels, map(float, row), strict=True)) for row in probs]
+
+
+def _placeholder_order(placeholder: str) -> tuple[int, str]:
+    """Agents before targets in the example sentence: chemical/drug, then gene, then disease."""
+    order = ("@CHEMICAL$", "@DRUG$", "@GENE$", "@DISEASE$")
+    return (order.index(placeholder) if placeholder in order else len(order), placeholder)
 
 
 def _encoded(encoding: BatchEncoding) -> Encoded:

@@ -8,26 +8,36 @@ exactly one prediction. Later sub-tokens, specials and context-only words carry 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.special import softmax
+from seqeval.metrics.sequence_labeling import get_entities
 from transformers import PreTrainedTokenizerBase
 
+from biotune import metrics
+from biotune.data import readers
 from biotune.data.examples import TaggedSentence
 from biotune.errors import ConfigError, DataError
 from biotune.tasks.base import (
     IGNORE_INDEX,
     FeatureSet,
     HeadKind,
+    PredictInput,
     Task,
     check_examples,
     check_outputs,
     require_fast_tokenizer,
 )
 from biotune.tasks.windows import assign_words, plan_windows
+from biotune.textsplit import Word, split_sentences, split_words
+
+# The label of an entity span whose tags carry no type (BLURB's B/I/O files), unless the dataset names one.
+DEFAULT_ENTITY_TYPE = "ENTITY"
+OUTSIDE = "O"
 
 
 @dataclass
@@ -42,6 +52,60 @@ class _WindowJob:
 
 class TokenTask(Task):
     head: HeadKind = "token"
+
+    @classmethod
+    def read(cls, path: Path | str, labels: Collection[str] | None = None) -> list[Any]:
+        return list(readers.read_tagged_tsv(path, labels))
+
+    @classmethod
+    def own_labels(cls, train_path: Path, train: Sequence[Any]) -> tuple[str, ...]:
+        return tuple(sorted({tag for sentence in train for tag in sentence.tags}))
+
+    @classmethod
+    def label_names(cls, example: Any, names: Sequence[str] = ()) -> list[str]:
+        return list(example.tags)
+
+    def trivial_predictions(self, train: Sequence[Any], examples: Sequence[Any]) -> list[list[str]]:
+        """Every word outside any entity."""
+        return [
+            [OUTSIDE] * len(sentence.words) for sentence in examples if isinstance(sentence, TaggedSentence)
+        ]
+
+    def predict_input(self, name: str, texts: tuple[str, ...]) -> PredictInput:
+        """Raw text cut into words and sentences (biotune.textsplit), one sentence per example."""
+        text = texts[0]
+        words = split_words(text)
+        sentences = split_sentences(text, words)
+        examples = [
+            TaggedSentence(
+                f"{name}#{k}",
+                tuple(w.text for w in words[first:end]),
+                (self.labels[0],) * (end - first),
+                name,
+            )
+            for k, (first, end) in enumerate(sentences)
+        ]
+        return PredictInput(examples, text, words, sentences)
+
+    def example_scores(
+        self, examples: Sequence[Any], features: FeatureSet, outputs: Sequence[np.ndarray]
+    ) -> list[np.ndarray]:
+        """Per sentence, a [words, labels] array of tag probabilities."""
+        return [
+            np.array([[probs[label] for label in self.labels] for probs in rows])
+            for rows in self.probabilities(examples, features, outputs)
+        ]
+
+    def prediction_row(
+        self, prepared: PredictInput, scores: np.ndarray, threshold: float, entity_type: str
+    ) -> dict[str, Any]:
+        best = scores.argmax(axis=-1)
+        entities = []
+        for first, end in prepared.sentences:
+            tags = [self.labels[k] for k in best[first:end]]
+            confidences = scores[np.arange(first, end), best[first:end]]
+            entities += entity_spans(prepared.text, prepared.words[first:end], tags, confidences, entity_type)
+        return {"text": prepared.text, "entities": entities}
 
     def featurize(
         self, examples: Sequence[TaggedSentence], tokenizer: PreTrainedTokenizerBase, max_length: int
@@ -185,10 +249,80 @@ class TokenTask(Task):
 
 class NerTask(TokenTask):
     task_type = "ner"
+    metric_name = "entity-level F1"
+    unit = "mentions"
+    own_max_length = 128
+    description = "named entity recognition (one B/I/O tag per word)"
+    card_note = (
+        "Raw text of any length: biotune cuts it into words and sentences the way the BLURB files "
+        "were tokenized, windows long sentences, and returns entity spans with character offsets."
+    )
+
+    @classmethod
+    def count_units(cls, examples: Sequence[Any]) -> int:
+        """Mentions: the entities seqeval finds (an I after O or at a sentence start opens one too); on
+        the staged files this equals SOURCES.md's count of B tags."""
+        return len(get_entities([list(sentence.tags) for sentence in examples]))
+
+    @classmethod
+    def score(
+        cls, gold: Sequence[Any], predicted: Sequence[Any], negative_label: str | None = None
+    ) -> dict[str, Any]:
+        return metrics.ner_scores(gold, predicted)
+
+    @classmethod
+    def card_example(cls, placeholders: Sequence[str]) -> str:
+        return "Mutations in the BRCA1 gene cause hereditary breast cancer ."
 
 
 class PicoTask(TokenTask):
     task_type = "pico"
+    metric_name = "macro word-level F1 over P/I/O"
+    unit = "labelled tokens"
+    own_max_length = 256
+    description = "PICO extraction (one participant/intervention/outcome tag per word)"
+    card_note = (
+        "Raw text of any length: biotune cuts it into words and sentences and returns P/I/O spans "
+        "with character offsets."
+    )
+
+    @classmethod
+    def count_units(cls, examples: Sequence[Any]) -> int:
+        """Labelled tokens: the words not tagged O."""
+        return sum(tag != OUTSIDE for sentence in examples for tag in sentence.tags)
+
+    @classmethod
+    def score(
+        cls, gold: Sequence[Any], predicted: Sequence[Any], negative_label: str | None = None
+    ) -> dict[str, Any]:
+        return metrics.pico_scores(gold, predicted)
+
+    @classmethod
+    def card_example(cls, placeholders: Sequence[str]) -> str:
+        return "Forty patients with asthma received budesonide or placebo for six weeks ."
+
+
+def entity_spans(
+    text: str,
+    words: Sequence[Word],
+    tags: Sequence[str],
+    confidences: Sequence[float],
+    untyped_label: str = DEFAULT_ENTITY_TYPE,
+) -> list[dict[str, Any]]:
+    """Spans of one sentence's word tags (seqeval semantics), with character offsets into `text`."""
+    spans = []
+    for entity_type, first, last in get_entities(list(tags)):
+        start, end = words[first].start, words[last].end
+        spans.append(
+            {
+                "start": start,
+                "end": end,
+                "text": text[start:end],
+                "label": untyped_label if entity_type == "_" else entity_type,
+                "score": float(np.mean(confidences[first : last + 1])),
+            }
+        )
+    return spans
 
 
 def _feature(
