@@ -46,11 +46,6 @@ ALLOWED: dict[str, int] = {
     # BLURB_DATASETS groups the 13 datasets by BLURB's own type names ("similarity", "classification"):
     # the benchmark's composition, not a dispatch on a task type
     "metrics.py": 1,
-    # siamese pair encoding only for similarity, the regression head's start at the mean target, the
-    # similarity zero-shot baseline: left for the run/engine restructuring (issue 12, items 2-3)
-    "runs.py": 3,
-    # predict_outputs trims token outputs to the feature length; the regression head's initialisation
-    "training.py": 2,
 }
 
 

@@ -23,6 +23,7 @@ from biotune.errors import TrainingDiverged
 from biotune.resources import batch_dimensions, out_of_memory_guard
 from biotune.tasks import FeatureSet, Task
 from biotune.tasks.base import HeadKind
+from biotune.tasks.heads import get_head
 
 
 @dataclass
@@ -75,6 +76,7 @@ def predict_outputs(
 ) -> list[np.ndarray]:
     """Raw outputs per feature, in feature order; token heads trimmed to each feature's real length."""
     recipe = as_recipe(where)
+    pooled = get_head(head).pooled  # one row per example; token heads: one per position
     model.eval()
     outputs: list[np.ndarray] = [np.empty(0)] * len(features.features)
     batches = sorted_batches(features.lengths, recipe.eval_tokens_per_batch)
@@ -89,7 +91,7 @@ def predict_outputs(
         if not np.isfinite(logits).all():
             raise TrainingDiverged("the model's outputs became non-finite (nan/inf)")
         for row, index in enumerate(indices):
-            outputs[index] = logits[row, : features.lengths[index]] if head == "token" else logits[row]
+            outputs[index] = logits[row] if pooled else logits[row, : features.lengths[index]]
     return outputs
 
 

@@ -36,7 +36,7 @@ from biotune.inference import SplitData, Throughput
 from biotune.models import FP32, load_tokenizer, model_load_error, resolve_model_path, save_model
 from biotune.resources import PeakMemory
 from biotune.run_folder import RESULTS_FILE, seed_folder
-from biotune.tasks import TaskOptions, add_placeholder_tokens, placeholder_pieces, task_for_spec
+from biotune.tasks import TaskOptions, add_placeholder_tokens, placeholder_pieces, task_class, task_for_spec
 from biotune.techniques import parse_techniques, validate_plan
 from biotune.training import RunContext, SeedOutcome, train_seed
 
@@ -87,7 +87,7 @@ def resolve_config(config: TrainConfig) -> PreparedRun:
     if values["pair_encoding"] is None:
         values["pair_encoding"] = "cross"
     if values["pair_encoding"] == "siamese":
-        if spec.task_type != "similarity":
+        if not task_class(spec.task_type).compares_sentence_pairs:
             raise ConfigError(
                 f"pair_encoding siamese is for similarity tasks; {spec.name} is {spec.task_type}"
             )
@@ -162,9 +162,7 @@ def build_context(prepared: PreparedRun) -> RunContext:
     dev = featurize(splits.dev)
     test = featurize(splits.test) if splits.test else None
     trivial_dev = float(baselines.trivial_scores(task, spec, splits.train, splits.dev)["score"])
-    target_mean = None
-    if task.head == "regression":
-        target_mean = float(sum(task.gold(splits.train)) / len(splits.train))
+    target_mean = task.train_target_mean(splits.train)
     return RunContext(
         config=config,
         spec=spec,
@@ -190,7 +188,7 @@ def baseline_report(ctx: RunContext) -> dict[str, Any]:
             report["trivial"][name] = baselines.trivial_scores(
                 ctx.task, ctx.spec, ctx.train.examples, split.examples
             )
-    if ctx.task.task_type == "similarity":
+    if ctx.task.compares_sentence_pairs:
         from transformers import AutoModel
 
         encoder = AutoModel.from_pretrained(

@@ -227,11 +227,7 @@ def build_seed_model(ctx: RunContext, seed: int) -> tuple[nn.Module, Any]:
         pair_encoding=config.pair_encoding or "cross",
     )
     extend_vocabulary(model, ctx.tokenizer, ctx.added_token_pieces)
-    if (
-        ctx.task.head == "regression"
-        and ctx.train_target_mean is not None
-        and config.pair_encoding != "siamese"
-    ):
+    if ctx.train_target_mean is not None and config.pair_encoding != "siamese":
         init_regression_head(model, ctx.train_target_mean)
     initializer_range = float(getattr(model.config, "initializer_range", 0.02))
     applied = apply_techniques(model, ctx.plan, initializer_range, seed)

@@ -129,6 +129,14 @@ class Task(ABC):
     def num_labels(self) -> int:
         return len(self.labels)
 
+    # sentence pairs that can also be encoded one sentence at a time and compared by cosine: the siamese
+    # pair encoding and the zero-shot cosine baseline
+    compares_sentence_pairs: bool = False
+
+    def train_target_mean(self, train: Sequence[Any]) -> float | None:
+        """Where a regression head starts (the mean training target); None for the other heads."""
+        return None
+
     # ------------------------------------------------------------------------------------ files and metric
 
     @classmethod

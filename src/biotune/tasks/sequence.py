@@ -293,6 +293,7 @@ class SimilarityTask(_OneFeaturePerExample):
 
     task_type = "similarity"
     head: HeadKind = "regression"
+    compares_sentence_pairs = True
     metric_name = "Pearson"
     unit = "pairs"
     own_max_length = 128
@@ -301,6 +302,9 @@ class SimilarityTask(_OneFeaturePerExample):
     pair_fields = ("sentence1", "sentence2")
 
     @property
+    def train_target_mean(self, train: Sequence[ScoredPair]) -> float | None:
+        return float(sum(self.gold(train)) / len(train))
+
     def num_labels(self) -> int:
         return 1
 

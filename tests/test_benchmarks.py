@@ -1,0 +1,72 @@
+"""The benchmarks' own code: the GPU check's CPU dry run, and the throughput report's machine-readable line."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"{name}_bench", BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_dry_run_on_the_cpu(shared_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gpu_check = load("gpu_check")
+    figures = gpu_check.main(
+        ["--device", "cpu", "--tiny", "--examples", "24", "--data-dir", str(shared_data)]
+    )
+    assert {(f.case, f.system) for f in figures} == {
+        (case, system) for case in ("ncbi", "hoc") for system in gpu_check.SYSTEMS
+    }
+    for f in figures:
+        assert f.train_tokens_per_s > 0 and f.eval_tokens_per_s > 0 and f.peak_memory_mb > 0, f
+        assert math.isfinite(f.mfu) and f.mfu > 0, f
+        assert math.isfinite(f.dev_score), f
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("gpu_check device=cpu ")
+    assert "ncbi_bf16_vs_trainer=" in last and "hoc_bf16_vs_fp32=" in last
+
+
+def test_throughput_report_prints_the_bf16_and_long_ratios() -> None:
+    bench = load("throughput")
+    rows = {
+        system: {
+            "wall_s": 10.0,
+            "train_s": 5.0,
+            "train_tok_s": rate,
+            "eval_tok_s": 2 * rate,
+            "train_padding": 0.1,
+            "eval_padding": 0.1,
+            "dev_f1": f1,
+            "mfu": 0.5,
+            "matmul_gflops": 180.0,
+        }
+        for system, rate, f1 in (
+            ("biotune", 2000.0, 70.0),
+            ("bf16", 3000.0, 69.6),
+            ("A", 1000.0, 70.5),
+            ("B", 1500.0, 70.2),
+        )
+    }
+    long_ratios = {
+        "long_speedup": 2.1,
+        "long_speedup_fp32": 1.3,
+        "long_eval_speedup": 2.5,
+        "long_acc_delta": 0.4,
+    }
+    last = bench.report(rows, [], long_ratios).splitlines()[-1]
+    assert "train_speedup=2.00" in last and "f1_delta=-0.50" in last
+    assert "bf16_speedup=1.50" in last and "bf16_eval_speedup=1.50" in last and "bf16_f1_delta=-0.40" in last
+    assert "long_speedup=2.10" in last and "long_acc_delta=+0.40" in last
