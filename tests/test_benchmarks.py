@@ -1,4 +1,4 @@
-"""The benchmarks' own code: the GPU check's CPU dry run, and the throughput report's machine-readable line."""
+"""The benchmarks' own code: the GPU check's CPU dry run, and the throughput report's last line."""
 
 from __future__ import annotations
 
