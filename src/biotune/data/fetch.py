@@ -38,10 +38,10 @@ from biotune.data.loading import count_units
 from biotune.data.manifest import Manifest, sha256_of
 from biotune.data.paths import fetch_home
 from biotune.data.pubmedqa_split import generate_splits
-from biotune.data.readers import read_file
 from biotune.data.registry import get_spec
 from biotune.data.sources import SOURCES, DatasetSource, SourceFile, source_for
 from biotune.errors import BiotuneError, ConfigError
+from biotune.tasks.factory import read_file
 
 PARTIAL_DIR = ".biotune-partial"
 MIRROR_ENV_VAR = "BIOTUNE_DATA_MIRROR"
