@@ -192,3 +192,34 @@ def test_cli_refuses_empty_folder_and_missing_path(tmp_path: Path) -> None:
     assert isinstance(result.exception, ConfigError) and "no results.json" in str(result.exception)
     result = runner.invoke(app, ["blurb", str(tmp_path / "nope.json")])
     assert isinstance(result.exception, ConfigError) and "no such file" in str(result.exception)
+
+
+def test_a_partial_score_covers_the_types_present_and_says_how_many() -> None:
+    scores = {k: v for k, v in PUBMEDBERT.items() if k != "EBM PICO"}
+    result = blurb_score(scores)
+    assert result.score is None and result.missing_types == ["PICO"] and result.types_present == 5
+    # by hand: the five type means of Gu et al.'s row other than PICO
+    expected = (86.078 + 81.18666666666667 + 92.30 + 82.32 + 71.70) / 5
+    assert result.partial_score == pytest.approx(expected, abs=1e-9)
+    assert blurb_score(PUBMEDBERT).partial_score is None  # complete: the real score, no partial one
+
+
+def test_cli_counts_a_run_whose_seeds_all_failed_when_asked(tmp_path: Path) -> None:
+    folder = tmp_path / "collapsed"
+    folder.mkdir()
+    seeds = [{"status": "failed", "test": {"score": 10.0}}, {"status": "failed", "test": {"score": 20.0}}]
+    (folder / "results.json").write_text(
+        json.dumps({"dataset": "BIOSSES", "summary": {"mean": None, "n_ok": 0}, "seeds": seeds}),
+        encoding="utf-8",
+    )
+    write_run(tmp_path / "gad", "GAD", 80.0, n_ok=1, split="test")
+    refused = runner.invoke(app, ["blurb", str(folder), str(tmp_path / "gad")])
+    assert isinstance(refused.exception, DataError)
+    assert "every seed of this BIOSSES run failed" in str(refused.exception)
+    counted = runner.invoke(app, ["blurb", str(folder), str(tmp_path / "gad"), "--failed", "count", "--json"])
+    assert counted.exit_code == 0, counted.output
+    data = json.loads(counted.output)
+    assert data["per_dataset"] == {"GAD": 80.0, "BIOSSES": 15.0}
+    assert data["types_present"] == 2 and data["partial_score"] == pytest.approx((80.0 + 15.0) / 2)
+    shown = runner.invoke(app, ["blurb", str(folder), str(tmp_path / "gad"), "--failed", "count"])
+    assert "mean over the 2 of 6 task types present: 47.50" in " ".join(shown.output.split())

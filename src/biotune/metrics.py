@@ -456,6 +456,10 @@ class BlurbScore:
     score: float | None
     missing_types: list[str] = field(default_factory=list)
     missing_datasets: list[str] = field(default_factory=list)
+    # the mean over the task types that are present, when some are not: not comparable to published
+    # BLURB scores, and always reported with how many types it covers
+    partial_score: float | None = None
+    types_present: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -502,7 +506,8 @@ def blurb_score(scores: Mapping[str, float]) -> BlurbScore:
         else:
             missing_types.append(kind)
     score = None if missing_types else sum(per_type.values()) / len(BLURB_TYPES)
-    return BlurbScore(per_type, per_dataset, score, missing_types, missing_datasets)
+    partial = sum(per_type.values()) / len(per_type) if per_type and missing_types else None
+    return BlurbScore(per_type, per_dataset, score, missing_types, missing_datasets, partial, len(per_type))
 
 
 # ---------------------------------------------------------------------------------------------- score files
@@ -538,8 +543,12 @@ def read_scores_json(path: Path) -> dict[str, float]:
     return {key: float(value) for key, value in data.items()}
 
 
-def read_run_result(path: Path) -> tuple[str, float]:
-    """(dataset, mean test score) from a run's results.json."""
+def read_run_result(path: Path, failed: str = "error") -> tuple[str, float]:
+    """(dataset, mean test score) from a run's results.json.
+
+    A run whose every seed failed has no mean over successful seeds: an error (`failed="error"`), or, with
+    `failed="count"`, the mean test score of its failed seeds that were scored (collapsed seeds are; a seed
+    that diverged is not), so that a failure lowers the score instead of vanishing from it."""
     data = _load_json(path)
     dataset = data.get("dataset") if isinstance(data, dict) else None
     summary = data.get("summary") if isinstance(data, dict) else None
@@ -551,7 +560,15 @@ def read_run_result(path: Path) -> tuple[str, float]:
             'no "dataset" name in this result',
             "only runs on a BLURB dataset count toward the BLURB score",
         )
-    if isinstance(summary, dict) and summary.get("n_ok") == 0:
+    if isinstance(summary, dict) and summary.get("n_ok") == 0 and failed == "count":
+        scored = [
+            seed["test"]["score"]
+            for seed in data.get("seeds") or []
+            if isinstance(seed, dict) and isinstance((seed.get("test") or {}).get("score"), int | float)
+        ]
+        if scored and isinstance(dataset, str):
+            mean = sum(scored) / len(scored)
+    elif isinstance(summary, dict) and summary.get("n_ok") == 0:
         raise DataError(
             path,
             None,
@@ -586,8 +603,11 @@ def find_results(folder: Path) -> list[Path]:
     return found
 
 
-def read_scores(paths: Sequence[Path]) -> dict[str, float]:
-    """Scores from one scores JSON file, or from one or more run/study folders (one run per dataset)."""
+def read_scores(paths: Sequence[Path], failed: str = "error") -> dict[str, float]:
+    """Scores from one scores JSON file, or from one or more run/study folders (one run per dataset);
+    `failed` as in `read_run_result`."""
+    if failed not in ("error", "count"):
+        raise ConfigError(f"failed must be error or count, got {failed!r}")
     if not paths:
         raise ConfigError("give a scores JSON file, or one or more result folders")
     for path in paths:
@@ -606,7 +626,7 @@ def read_scores(paths: Sequence[Path]) -> dict[str, float]:
                 f"{folder}: no results.json in it or in its sub-folders (one or two levels down)"
             )
         for result_path in results:
-            dataset, mean = read_run_result(result_path)
+            dataset, mean = read_run_result(result_path, failed)
             try:
                 name = resolve_dataset(dataset).name
             except ConfigError as exc:

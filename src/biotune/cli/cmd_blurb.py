@@ -55,9 +55,14 @@ def blurb(
         ..., help="one JSON file {dataset: score}, or result folders (runs or studies holding runs)"
     ),
     as_json: bool = typer.Option(False, "--json", help="print the BLURB score as JSON"),
+    failed: str = typer.Option(
+        "error",
+        "--failed",
+        help="a run whose every seed failed: error, or count its failed seeds' test scores",
+    ),
 ) -> None:
     """BLURB score: mean over the 6 task types of each type's mean dataset score."""
-    result = blurb_score(read_scores(paths))
+    result = blurb_score(read_scores(paths, failed))
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -74,5 +79,11 @@ def blurb(
         console.print(
             f"[bold]BLURB score: not available[/] - missing task types: {', '.join(result.missing_types)}"
         )
+        if result.partial_score is not None:
+            console.print(
+                f"[bold]mean over the {result.types_present} of {len(BLURB_TYPES)} task types present: "
+                f"{result.partial_score:.2f}[/] [yellow](no {', '.join(result.missing_types)}; not a BLURB "
+                "score, not comparable to published ones)[/]"
+            )
     if result.missing_datasets:
         console.print(f"missing datasets: {', '.join(result.missing_datasets)}", highlight=False)
