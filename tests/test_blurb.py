@@ -223,3 +223,10 @@ def test_cli_counts_a_run_whose_seeds_all_failed_when_asked(tmp_path: Path) -> N
     assert data["types_present"] == 2 and data["partial_score"] == pytest.approx((80.0 + 15.0) / 2)
     shown = runner.invoke(app, ["blurb", str(folder), str(tmp_path / "gad"), "--failed", "count"])
     assert "mean over the 2 of 6 task types present: 47.50" in " ".join(shown.output.split())
+
+
+def test_the_reference_row_is_gu_et_als_and_scores_81_16() -> None:
+    from biotune.metrics import PUBMEDBERT_TEST
+
+    assert blurb_score(PUBMEDBERT_TEST).score == pytest.approx(blurb_score(PUBMEDBERT).score)
+    assert round(blurb_score(PUBMEDBERT_TEST).score, 2) == 81.16

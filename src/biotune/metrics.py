@@ -447,6 +447,24 @@ def compute(dataset: Any, gold: Sequence[Any], predicted: Sequence[Any]) -> dict
 # ---------------------------------------------------------------------------------------------- BLURB score
 
 
+# Gu et al. 2021, PubMedBERT-base (abstracts), test set: the reference row beside every BLURB table
+PUBMEDBERT_TEST: dict[str, float] = {
+    "BC5CDR-chem": 93.33,
+    "BC5CDR-disease": 85.62,
+    "NCBI-disease": 87.82,
+    "BC2GM": 84.52,
+    "JNLPBA": 79.10,
+    "ebmnlp": 73.38,
+    "chemprot": 77.24,
+    "DDI": 82.36,
+    "GAD": 83.96,
+    "BIOSSES": 92.30,
+    "HoC": 82.32,
+    "pubmedqa": 55.84,
+    "BioASQ": 87.56,
+}
+
+
 @dataclass(frozen=True)
 class BlurbScore:
     """Per-type means, per-dataset scores (canonical names, BLURB order) and the mean over the 6 types."""

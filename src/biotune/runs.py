@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,51 @@ from biotune.training import RunContext, SeedOutcome, train_seed
 log = logging.getLogger("biotune")
 
 
+# A small corpus under the own-file defaults (3 epochs, batch 16) gets too few optimizer steps to learn: a
+# 120-sentence NER corpus gets 24 and reaches about 25 entity F1, with biotune and a plain Trainer alike,
+# where 10 epochs (80 steps) reach 100 (../shared/BLURB.md, "Measured"). So own files' default epochs rise
+# until a run has at least MIN_OPTIMIZER_STEPS steps (at most OWN_DATA_MAX_EPOCHS epochs), and any run with
+# fewer steps says so before training.
+MIN_OPTIMIZER_STEPS = 100
+OWN_DATA_MAX_EPOCHS = 30
+
+
 @dataclass
 class PreparedRun:
     config: TrainConfig
     splits: DatasetSplits
+    notes: list[str] = field(default_factory=list)
+
+
+def optimizer_steps(examples: int, batch_size: int, epochs: int) -> int:
+    """About how many steps a run takes (token-budget batches hold `batch_size` examples on average)."""
+    return math.ceil(examples / batch_size) * epochs
+
+
+def enough_steps(
+    examples: int, batch_size: int, epochs: int, epochs_given: bool, own_files: bool
+) -> tuple[int, list[str]]:
+    """The epochs to train and what to tell the user: more epochs for a small own corpus when the user
+    left them to the default, a warning whenever a run stays under MIN_OPTIMIZER_STEPS."""
+    notes: list[str] = []
+    steps = optimizer_steps(examples, batch_size, epochs)
+    if own_files and not epochs_given and steps < MIN_OPTIMIZER_STEPS:
+        per_epoch = math.ceil(examples / batch_size)
+        raised = min(OWN_DATA_MAX_EPOCHS, max(epochs, math.ceil(MIN_OPTIMIZER_STEPS / per_epoch)))
+        if raised != epochs:
+            notes.append(
+                f"epochs raised from the default {epochs} to {raised}: {examples} training examples in "
+                f"batches of {batch_size} would get only {steps} optimizer steps, too few to learn "
+                f"(now {per_epoch * raised}); set --epochs to choose yourself"
+            )
+            epochs, steps = raised, per_epoch * raised
+    if steps < MIN_OPTIMIZER_STEPS:
+        notes.append(
+            f"only {steps} optimizer steps ({examples} training examples, batch {batch_size}, {epochs} "
+            f"epochs): small corpora under-train below about {MIN_OPTIMIZER_STEPS}; raise --epochs or "
+            "lower --batch-size"
+        )
+    return epochs, notes
 
 
 def load_splits(config: TrainConfig) -> DatasetSplits:
@@ -106,12 +148,17 @@ def resolve_config(config: TrainConfig) -> PreparedRun:
             f"batch_size {values['batch_size']} is not a multiple of gradient_accumulation "
             f"{values['gradient_accumulation']}: choose values so that one divides the other"
         )
-    resolved = TrainConfig.model_validate(values)
     if not splits.train:
         raise ConfigError(f"{spec.name}: the training split is empty")
     if config.limit_train is not None:
         splits.train = list(splits.train[: config.limit_train])
-    return PreparedRun(resolved, splits)
+    values["epochs"], notes = enough_steps(
+        len(splits.train), values["batch_size"], values["epochs"], config.epochs is not None, own
+    )
+    resolved = TrainConfig.model_validate(values)
+    for note in notes:
+        log.warning("%s", note)
+    return PreparedRun(resolved, splits, notes)
 
 
 def versions() -> dict[str, str]:
@@ -346,7 +393,7 @@ def run_training(config: TrainConfig, output_dir: Path, progress: bool = False) 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     resolved = prepared.config.model_copy(update={"output": output_dir})
-    prepared = PreparedRun(resolved, prepared.splits)
+    prepared = PreparedRun(resolved, prepared.splits, prepared.notes)
     dump_yaml(resolved, output_dir / "config.yaml")
     with _FileLog(output_dir / "train.log"):
         started = time.time()
@@ -380,6 +427,7 @@ def run_training(config: TrainConfig, output_dir: Path, progress: bool = False) 
                 if split
             },
             "baseline": baseline_report(ctx),
+            "notes": list(prepared.notes),
             "seeds": [],
         }
         with _progress(progress) as hook:
@@ -397,7 +445,7 @@ def _write_results(results: dict[str, Any], output_dir: Path, started: float) ->
     has_test = any(s.get("test") for s in results["seeds"])
     results["summary"] = summarize(results["seeds"], "test" if has_test else "dev")
     results["summary_dev"] = summarize(results["seeds"], "dev")
-    results["warnings"] = baseline_warnings(results)
+    results["warnings"] = [*results.get("notes", []), *baseline_warnings(results)]
     results["wall_seconds"] = round(time.time() - started, 3)
     tmp = output_dir / f"{RESULTS_FILE}.tmp"
     tmp.write_text(json.dumps(results, indent=2, default=_json_default), encoding="utf-8")

@@ -193,6 +193,127 @@ def _blurb(cells: list[CellSummary]) -> Section:
     return section
 
 
+def _median(values: list[float]) -> float | None:
+    import statistics
+
+    return statistics.median(values) if values else None
+
+
+def with_run_figures(study_dir: Path, record: RunRecord) -> RunRecord:
+    """A record whose store entry predates the throughput, memory, device and featurization figures gets
+    them from its run folder's results.json (which has always been the source of the store's copy)."""
+    if "throughput" in record.metrics:
+        return record
+    import dataclasses
+    import json
+
+    try:
+        results = json.loads((study_dir / record.run_dir / "results.json").read_text(encoding="utf-8"))
+        seed = results["seeds"][0]
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return record
+    figures = {
+        "throughput": seed.get("throughput") or {},
+        "memory": seed.get("memory") or {},
+        "history": seed.get("history") or [],
+        "device": results.get("device") or {},
+        "featurization": results.get("featurization") or {},
+    }
+    return dataclasses.replace(record, metrics={**figures, **record.metrics})
+
+
+def _figure(records: tuple[RunRecord, ...], group: str, key: str) -> list[float]:
+    values = []
+    for record in records:
+        value = (record.metrics.get(group) or {}).get(key)
+        if isinstance(value, int | float):
+            values.append(float(value))
+    return values
+
+
+def _epochs_text(records: tuple[RunRecord, ...]) -> str:
+    """Epochs trained (early stopping can end a run before its cap) and the selected one, per seed."""
+    parts = []
+    for record in sorted(records, key=lambda r: r.seed):
+        history = record.metrics.get("history") or []
+        trained = sum(1 for h in history if h.get("epoch"))
+        best = record.metrics.get("best_epoch")
+        if history:
+            parts.append(f"{trained} (best {best})")
+    return ", ".join(parts) or NONE
+
+
+def _cut_text(records: tuple[RunRecord, ...]) -> str:
+    """Examples truncated and examples split into windows, over every split of the first scored run."""
+    for record in records:
+        featurization = record.metrics.get("featurization") or {}
+        if featurization:
+            truncated = sum(int(s.get("truncated") or 0) for s in featurization.values())
+            windows = sum(int(s.get("split_into_windows") or 0) for s in featurization.values())
+            examples = sum(int(s.get("examples") or 0) for s in featurization.values())
+            return f"{truncated:,} / {windows:,} of {examples:,}"
+    return NONE
+
+
+def _datasets(cells: list[CellSummary], records: list[RunRecord], study_dir: Path) -> Section:
+    from biotune.metrics import PUBMEDBERT_TEST
+
+    section = Section("Datasets: scores beside the references, cost and scale")
+    section.blocks.append(
+        "Test and dev: mean over the selected setting's finished seeds, failed ones included. Trivial: the "
+        "failure line on test. PubMedBERT: Gu et al. 2021's test score (a 110M-parameter domain model; the "
+        "reference, not a target for a small general one). Wall: median seconds a run took; peak RSS: the "
+        "largest resident memory of a seed; tokens/s: real (non-padding) tokens per second of training and "
+        "of evaluation, medians. Cut: examples truncated / split into windows, of all examples."
+    )
+    trivial = baselines(records)
+    rows = []
+    for c in cells:
+        scored = tuple(with_run_figures(study_dir, r) for r in c.runs if r.finished and not r.crashed)
+        if not scored and c.crashed:
+            reason = _first_line(next((r.error for r in c.runs if r.crashed), None))
+            rows.append([c.dataset, c.technique, f"not run: {reason}", *[NONE] * 11])
+            continue
+        rss = _figure(scored, "memory", "peak_rss_mb")
+        rows.append(
+            [
+                c.dataset,
+                c.technique,
+                f"{c.finished} ({c.failed} failed)",
+                fmt(c.dev.mean),
+                fmt(c.test.mean),
+                fmt(trivial.get((c.model, c.dataset), {}).get("trivial", {}).get("test")),
+                fmt(PUBMEDBERT_TEST.get(c.dataset)),
+                _epochs_text(scored),
+                fmt(_median([r.seconds for r in scored if r.seconds is not None]), 0),
+                fmt(max(rss), 0) if rss else NONE,
+                fmt(_median(_figure(scored, "throughput", "train_tokens_per_s")), 0),
+                fmt(_median(_figure(scored, "throughput", "eval_tokens_per_s")), 0),
+                _cut_text(scored),
+                ", ".join(dict.fromkeys(f"{d.get('device')} {d.get('precision')}" for d in
+                                        (r.metrics.get("device") or {} for r in scored) if d)) or NONE,
+            ]
+        )  # fmt: skip
+    headers = [
+        "Dataset",
+        "Technique",
+        "Seeds",
+        "Dev",
+        "Test",
+        "Trivial",
+        "PubMedBERT",
+        "Epochs (best)",
+        "Wall s",
+        "Peak RSS MB",
+        "Train tok/s",
+        "Eval tok/s",
+        "Cut",
+        "Device",
+    ]
+    section.blocks.append(Table(headers, rows) if rows else "No run yet.")
+    return section
+
+
 def _instability(cells: list[CellSummary]) -> Section:
     reference = reference_technique(cells)
     section = Section(f"Instability compared with {reference or 'standard'}")
@@ -367,6 +488,7 @@ def build_sections(
         _best(cells),
         _best_model(study_dir, models),
         _blurb(cells),
+        _datasets(cells, records, study_dir),
         _instability(cells),
         _baselines(records),
     ]
