@@ -301,10 +301,10 @@ class SimilarityTask(_OneFeaturePerExample):
     description = "sentence similarity (regression on the 0-4 scale of the training data)"
     pair_fields = ("sentence1", "sentence2")
 
-    @property
     def train_target_mean(self, train: Sequence[ScoredPair]) -> float | None:
         return float(sum(self.gold(train)) / len(train))
 
+    @property
     def num_labels(self) -> int:
         return 1
 
