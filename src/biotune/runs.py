@@ -69,7 +69,7 @@ def enough_steps(
     examples: int, batch_size: int, epochs: int, epochs_given: bool, own_files: bool
 ) -> tuple[int, list[str]]:
     """The epochs to train and what to tell the user: more epochs for a small own corpus when the user
-    left them to the default, a warning whenever a run stays under MIN_OPTIMIZER_STEPS."""
+    left them to the default, a warning whenever an own-files run stays under MIN_OPTIMIZER_STEPS."""
     notes: list[str] = []
     steps = optimizer_steps(examples, batch_size, epochs)
     if own_files and not epochs_given and steps < MIN_OPTIMIZER_STEPS:
@@ -82,7 +82,7 @@ def enough_steps(
                 f"(now {per_epoch * raised}); set --epochs to choose yourself"
             )
             epochs, steps = raised, per_epoch * raised
-    if steps < MIN_OPTIMIZER_STEPS:
+    if own_files and steps < MIN_OPTIMIZER_STEPS:  # registry datasets follow their published protocol
         notes.append(
             f"only {steps} optimizer steps ({examples} training examples, batch {batch_size}, {epochs} "
             f"epochs): small corpora under-train below about {MIN_OPTIMIZER_STEPS}; raise --epochs or "
