@@ -199,7 +199,7 @@ def test_per_dataset_settings_apply_to_that_dataset_only() -> None:
     [
         ({"datasets": ["BIOSSES"], "overrides": {"GAD": {"epochs": 2}}}, "not one of the study's datasets"),
         ({"datasets": {"BIOSSES": {"epoch": 2}}}, r"overrides.BIOSSES.epoch is not a training option"),
-        ({"datasets": {"BIOSSES": {"seeds": 2}}}, "set by the study grid"),
+        ({"datasets": {"BIOSSES": {"model": "m2"}}}, "set by the study grid"),
         (
             {"datasets": {"BIOSSES": {"epochs": 2}}, "hyperparameters": {"epochs": [3]}},
             "also in hyperparameters",
@@ -226,3 +226,12 @@ def test_an_unknown_dataset_with_settings_is_an_error_from_the_yaml(tmp_path: Pa
     study = load_study(path)
     with pytest.raises(ConfigError, match="NotADataset"):
         expand_grid(study)
+
+
+def test_a_dataset_can_have_its_own_seeds() -> None:
+    study = make_study(datasets={"BIOSSES": {"seeds": 10}, "GAD": None}, seeds=5)
+    runs = expand_grid(study)
+    seeds = {d: sorted(r.seed for r in runs if r.dataset == d) for d in ("BIOSSES", "GAD")}
+    assert seeds == {"BIOSSES": list(range(10)), "GAD": list(range(5))}
+    with pytest.raises(ValueError, match=r"overrides.BIOSSES.seeds"):
+        make_study(datasets={"BIOSSES": {"seeds": 0}})

@@ -102,8 +102,12 @@ def expand_grid(study: StudyConfig, source: str = "study") -> list[RunSpec]:
         problems.append(f"datasets: the same dataset is named twice: {study.datasets}")
 
     runs: list[RunSpec] = []
-    combos = itertools.product(
-        study.models, study.datasets, study.techniques.items(), hyperparameter_settings(study), study.seeds
+    combos = (
+        (model, dataset, technique, setting, seed)
+        for model, dataset, technique, setting in itertools.product(
+            study.models, study.datasets, study.techniques.items(), hyperparameter_settings(study)
+        )
+        for seed in study.seeds_for(dataset)
     )
     for model, dataset, (label, techniques), setting, seed in combos:
         if dataset not in canonical:

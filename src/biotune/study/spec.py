@@ -145,6 +145,10 @@ class StudyConfig(BaseModel):
     def _check_options(self, where: str, options: dict[str, Any]) -> None:
         known = set(TrainConfig.model_fields)
         for key in options:
+            if key == "seeds" and where.startswith("overrides."):
+                # a dataset may have its own seeds (Gu et al.: 10 for the small sets, 5 elsewhere)
+                options[key] = _dataset_seeds(where, options[key])
+                continue
             if key in GRID_KEYS:
                 raise ValueError(f"{where}.{key} is set by the study grid; use the top-level lists instead")
             if key in self.hyperparameters.given():
@@ -156,7 +160,21 @@ class StudyConfig(BaseModel):
 
     def options_for(self, dataset: str) -> dict[str, Any]:
         """The training options of one dataset's runs: `train`, then that dataset's overrides."""
-        return {**self.train, **self.overrides.get(dataset, {})}
+        options = {**self.train, **self.overrides.get(dataset, {})}
+        options.pop("seeds", None)
+        return options
+
+    def seeds_for(self, dataset: str) -> list[int]:
+        return list(self.overrides.get(dataset, {}).get("seeds") or self.seeds)
+
+
+def _dataset_seeds(where: str, value: Any) -> list[int]:
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(Seeds).validate_python(value)
+    except ValidationError as exc:
+        raise ValueError(f"{where}.seeds: {exc.errors()[0]['msg']}") from None
 
 
 def load_study(path: Path) -> StudyConfig:
