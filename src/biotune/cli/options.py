@@ -4,11 +4,11 @@ Each field of the model becomes one typer parameter: its name (`--kebab-case`), 
 field's `description`) come from the field. A flag left out is None, which means "not given": the YAML
 file or the model's own default then decides. How a type appears on the command line:
 
-    int, float, str, Path   --name VALUE
-    Literal[...]            --name CHOICE (typer lists and checks the choices)
-    bool                    --name/--no-name
-    list[str|int|float]     --name VALUE, repeatable
-    Seeds                   --seeds 3 (seeds 0,1,2) or --seeds 1,5,7
+    int, float, str, Path     --name VALUE
+    Literal[...]              --name CHOICE (typer lists and checks the choices)
+    bool                      --name/--no-name
+    list[str|int|float|Path]  --name VALUE, repeatable (the help says so)
+    Seeds                     --seeds 3 (seeds 0,1,2) or --seeds 1,5,7
 
 A field of any other type is a developer error at import time, naming the field, so a new config field
 never silently lacks its flag.
