@@ -6,6 +6,8 @@ check the doctor's decisions: offline mode is not probed, a failure or a hang re
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import threading
 import time
@@ -60,7 +62,24 @@ def test_report_has_every_section_with_real_values(no_network: list[str], shared
     assert len(report["gpu"]["devices"]) == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
     model = report["model"]
     assert (model["status"], model["model_type"], model["layers"]) == ("ok", "bert", 6)
-    assert report["ray"]["installed"] in (True, False)
+    ray_installed = importlib.util.find_spec("ray") is not None
+    ray_version = importlib.import_module("ray").__version__ if ray_installed else None
+    assert report["ray"] == {"installed": ray_installed, "version": ray_version}
+
+
+def test_ray_absent_reads_as_not_installed_with_what_needs_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_version = doctor.metadata.version
+
+    def without_ray(package: str) -> str:
+        if package == "ray":
+            raise doctor.metadata.PackageNotFoundError(package)
+        return real_version(package)
+
+    monkeypatch.setattr(doctor.metadata, "version", without_ray)
+    report = doctor.gather(check_hub=False)
+    assert report["ray"] == {"installed": False, "version": None}
+    lines = dict(line.split(None, 1) for line in doctor.format_report(report).splitlines()[1:])
+    assert lines["ray"] == "not installed (needed for --runner ray)"
 
 
 def test_data_home_lists_the_datasets_it_holds(

@@ -177,13 +177,24 @@ def test_attention_dropout_takes_effect_in_a_model_and_is_seeded() -> None:
     assert not torch.allclose(first, reference, atol=1e-4)
 
 
-def test_a_model_without_sdpa_interface_keeps_its_own_dropout(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_model_without_sdpa_keeps_its_attention_and_swaps_its_dropout_modules(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """DeBERTa-v2 has its own (eager) attention, which takes no custom attention function: it is left as
+    it is, while its nn.Dropout modules (attention probabilities included) are swapped like any other."""
     config = DebertaV2Config(
         vocab_size=99, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32
     )
     model = DebertaV2ForSequenceClassification(config)
-    before = [type(m) for m in model.modules()]
-    with cpu_dropout(model):
+    attention = model.config._attn_implementation
+    stock = {name: module for name, module in model.named_modules() if type(module) is nn.Dropout}
+    assert attention != "sdpa" and stock
+    with cpu_dropout(model) as swapped:
+        inside = dict(model.named_modules())
+        assert swapped == len(stock)
+        assert all(type(inside[name]) is CpuDropout and inside[name].p == stock[name].p for name in stock)
+        assert model.config._attn_implementation == attention
         model.train()(input_ids=torch.randint(0, 99, (2, 5))).logits.sum().backward()
-    assert [type(m) for m in model.modules()] == before
+    after = dict(model.named_modules())
+    assert all(after[name] is module for name, module in stock.items())  # the very modules put back
     assert "does not support setting its attention" not in caplog.text

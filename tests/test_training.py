@@ -33,7 +33,13 @@ def test_every_task_type_trains_end_to_end(
     results = run_training(config, tmp_path / "run")
 
     seed = results["seeds"][0]
-    assert seed["status"] in ("ok", "failed")
+    # a random 2-layer model on 24 examples need not learn: the collapse rule decides ok or failed, and
+    # nothing may diverge or crash
+    learned = seed["dev"]["score"] > results["baseline"]["trivial"]["dev"]["score"] + 1e-9
+    if learned:
+        assert (seed["status"], seed["error"]) == ("ok", None)
+    else:
+        assert seed["status"] == "failed" and seed["error"].startswith("collapsed: dev score")
     assert isinstance(seed["dev"]["score"], float) and isinstance(seed["test"]["score"], float)
     assert 0.0 <= seed["test"]["score"] <= 100.0 or results["task_type"] == "similarity"
     run = tmp_path / "run"

@@ -53,24 +53,36 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    dataset: str | None = Field(None, description="BLURB dataset name or alias; or give train/dev/test files")
+    dataset: str | None = Field(
+        None, description="BLURB dataset name or alias (see `biotune datasets`); or give train/dev/test files"
+    )
     data_dir: Path | None = Field(None, description="data home; default $BIOTUNE_DATA, else ../shared/data")
-    train_file: Path | None = None
-    dev_file: Path | None = None
-    test_file: Path | None = None
+    train_file: Path | None = Field(None, description="own data: training file")
+    dev_file: Path | None = Field(None, description="own data: dev file")
+    test_file: Path | None = Field(None, description="own data: test file")
     task_type: TaskType | None = Field(None, description="required with own files")
     negative_label: str | None = Field(
         None, description="own relation-extraction files: the no-relation label"
     )
     model: str = Field(DEFAULT_MODEL, description="hub name, local folder, or alias minilm-l6")
-    seeds: Seeds = Field(default_factory=lambda: [0, 1, 2])
-    techniques: list[str] = Field(default_factory=list, description="e.g. freeze:4, llrd:0.9, reinit:1")
-    learning_rate: float | None = Field(None, gt=0)
-    batch_size: int | None = Field(None, ge=1)
-    epochs: int | None = Field(None, ge=1)
-    warmup_ratio: float | None = Field(None, ge=0, le=1)
-    weight_decay: float = Field(0.01, ge=0)
-    max_length: int | None = Field(None, ge=8)
+    seeds: Seeds = Field(
+        default_factory=lambda: [0, 1, 2], description="a count (3 = seeds 0,1,2) or a list (1,5,7)"
+    )
+    techniques: list[str] = Field(
+        default_factory=list,
+        description="freeze:K, llrd:D, reinit:K, no-bias-correction, warmup:R, longer:F, early-stop:P, "
+        "standard",
+    )
+    learning_rate: float | None = Field(None, gt=0, description="peak learning rate; default: the registry's")
+    batch_size: int | None = Field(
+        None, ge=1, description="examples per optimizer step; default: the registry's"
+    )
+    epochs: int | None = Field(None, ge=1, description="training epochs; default: the registry's")
+    warmup_ratio: float | None = Field(
+        None, ge=0, le=1, description="share of steps with a linear warmup; default: the registry's"
+    )
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not on biases and LayerNorm)")
+    max_length: int | None = Field(None, ge=8, description="tokens per input; default: the registry's")
     patience: int | None = Field(None, ge=1, description="early stopping: epochs without dev improvement")
     limit_train: int | None = Field(None, ge=1, description="use only the first N training examples")
     pooling: Literal["cls", "mean"] | None = Field(None, description="sequence-level heads; BLURB uses cls")
@@ -78,10 +90,14 @@ class TrainConfig(BaseModel):
         None,
         description="similarity: cross (BLURB, one joint input) or siamese (each sentence alone, cosine)",
     )
-    checkpoint: Literal["best", "last"] = "best"
-    gradient_accumulation: int = Field(1, ge=1)
-    max_grad_norm: float = Field(1.0, gt=0)
-    dropout: float | None = Field(None, ge=0, lt=1)
+    checkpoint: Literal["best", "last"] = Field("best", description="keep the best-dev or the last epoch")
+    gradient_accumulation: int = Field(
+        1, ge=1, description="split each batch into N micro-batches: the same step, less memory"
+    )
+    max_grad_norm: float = Field(1.0, gt=0, description="clip the gradient norm to this")
+    dropout: float | None = Field(
+        None, ge=0, lt=1, description="hidden and attention dropout; default: the model's own"
+    )
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     precision: Precision = Field(
         "fp32",
@@ -91,11 +107,11 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool = Field(
         False, description="recompute activations in the backward pass: less memory, about 30% more time"
     )
-    trust_remote_code: bool = False
+    trust_remote_code: bool = Field(False, description="allow model code from the model folder/hub")
     save_model: bool = Field(
         True, description="keep each seed's selected model (safetensors) for export/predict"
     )
-    output: Path | None = None
+    output: Path | None = Field(None, description="run folder; default: runs/<dataset>")
 
     @field_validator("techniques")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +11,8 @@ import typer
 from rich.table import Table
 
 from biotune.cli.app import app, console, quiet_transformers
-from biotune.config import load_train_config, parse_seeds
+from biotune.cli.options import config_values, model_flags, with_signature
+from biotune.config import TrainConfig, load_train_config
 
 
 def _fmt(value: float | None) -> str:
@@ -52,95 +54,42 @@ def print_results(results: dict[str, Any]) -> None:
         console.print(f"[yellow]warning:[/] {warning}")
 
 
-@app.command()
-def train(
-    dataset: Annotated[
-        str | None, typer.Argument(help="BLURB dataset name or alias (see `biotune datasets`)")
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="hub name, local folder, or alias minilm-l6 (default)")
-    ] = None,
-    seeds: Annotated[str | None, typer.Option(help="a count (3 = seeds 0,1,2) or a list (1,5,7)")] = None,
-    technique: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--technique",
-            "-t",
-            help="repeatable: freeze:K, llrd:D, reinit:K, no-bias-correction, warmup:R, "
-            "longer:F, early-stop:P, standard",
-        ),
-    ] = None,
-    learning_rate: Annotated[float | None, typer.Option("--lr", "--learning-rate")] = None,
-    batch_size: Annotated[int | None, typer.Option()] = None,
-    epochs: Annotated[int | None, typer.Option()] = None,
-    warmup_ratio: Annotated[float | None, typer.Option()] = None,
-    weight_decay: Annotated[float | None, typer.Option()] = None,
-    max_length: Annotated[int | None, typer.Option()] = None,
-    patience: Annotated[
-        int | None, typer.Option(help="early stopping: epochs without dev improvement")
-    ] = None,
-    limit_train: Annotated[int | None, typer.Option(help="use only the first N training examples")] = None,
-    pooling: Annotated[str | None, typer.Option(help="cls (BLURB) or mean, for sequence-level heads")] = None,
-    pair_encoding: Annotated[
-        str | None, typer.Option(help="similarity: cross (BLURB) or siamese (cosine of mean embeddings)")
-    ] = None,
-    checkpoint: Annotated[str | None, typer.Option(help="best (dev) or last epoch")] = None,
-    gradient_accumulation: Annotated[int | None, typer.Option()] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda")] = None,
-    train_file: Annotated[Path | None, typer.Option(help="own data: training file")] = None,
-    dev_file: Annotated[Path | None, typer.Option(help="own data: dev file")] = None,
-    test_file: Annotated[Path | None, typer.Option(help="own data: test file")] = None,
-    task_type: Annotated[
-        str | None, typer.Option(help="own data: ner|pico|re|similarity|classification|multilabel|qa")
-    ] = None,
-    negative_label: Annotated[str | None, typer.Option(help="own RE data: the no-relation label")] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="data home (default $BIOTUNE_DATA, else ../shared/data)")
-    ] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML file of the same options")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="run folder")] = None,
-    save_model: Annotated[bool | None, typer.Option("--save-model/--no-save-model")] = None,
-    trust_remote_code: Annotated[
-        bool, typer.Option(help="allow model code from the model folder/hub")
-    ] = False,
-) -> None:
-    """Fine-tune a model on a dataset over several seeds; write config, metrics, predictions, models."""
+# Spellings kept from before the flags were generated; every other field is `--kebab-case` of its name.
+TRAIN_FLAG_NAMES: dict[str, tuple[str, ...]] = {
+    "learning_rate": ("--lr", "--learning-rate"),
+    "techniques": ("--technique", "-t"),
+    "output": ("--output", "-o"),
+}
+TRAIN_ARGUMENTS = ("dataset",)
+TRAIN_FLAGS = model_flags(
+    TrainConfig,
+    names=TRAIN_FLAG_NAMES,
+    arguments=TRAIN_ARGUMENTS,
+)
+CONFIG_OPTION = inspect.Parameter(
+    "config",
+    inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    default=None,
+    annotation=Annotated[Path | None, typer.Option("--config", help="YAML file of the same options")],
+)
+
+
+def train(config: Path | None = None, **given: Any) -> None:
+    """Fine-tune a model on a dataset over several seeds; write config, metrics, predictions, models.
+
+    Every option is a `TrainConfig` field (a YAML key of the same name); flags override the --config file.
+    """
     from biotune.runs import run_training
 
-    overrides: dict[str, Any] = {
-        "dataset": dataset,
-        "model": model,
-        "seeds": parse_seeds(seeds) if seeds else None,
-        "techniques": technique or None,
-        "learning_rate": learning_rate,
-        "batch_size": batch_size,
-        "epochs": epochs,
-        "warmup_ratio": warmup_ratio,
-        "weight_decay": weight_decay,
-        "max_length": max_length,
-        "patience": patience,
-        "limit_train": limit_train,
-        "pooling": pooling,
-        "pair_encoding": pair_encoding,
-        "checkpoint": checkpoint,
-        "gradient_accumulation": gradient_accumulation,
-        "device": device,
-        "train_file": train_file,
-        "dev_file": dev_file,
-        "test_file": test_file,
-        "task_type": task_type,
-        "negative_label": negative_label,
-        "data_dir": data_dir,
-        "output": output,
-        "save_model": save_model,
-        "trust_remote_code": trust_remote_code or None,
-    }
-    cfg = load_train_config(config, overrides)
+    cfg = load_train_config(config, config_values(TRAIN_FLAGS, given))
     quiet_transformers()
     out = cfg.output or Path("runs") / (cfg.dataset or (cfg.train_file.stem if cfg.train_file else "run"))
     results = run_training(cfg, out, progress=True)
     print_results(results)
     console.print(f"wrote {out}/results.json")
+
+
+app.command("train")(with_signature(train, TRAIN_FLAGS, [CONFIG_OPTION]))
 
 
 @app.command()
