@@ -259,13 +259,17 @@ def test_study_flags_are_the_run_options_and_the_study_file_holds_the_grid() -> 
     each one is a parameter of run_study or make_runner, under the same name and with the same default."""
     parameters = inspect.signature(study_command).parameters
     assert not set(parameters) & set(StudyConfig.model_fields)
+    from biotune.study.estimate import estimate_study
+
     api = {
         name: p.default
-        for function in (run_study, make_runner)
+        for function in (run_study, make_runner, estimate_study)
         for name, p in inspect.signature(function).parameters.items()
     }
-    # progress: the command's own printer; name: make_runner's spelling of `runner`; cluster_cpus: tests
-    assert set(parameters) == set(api) - {"progress", "name", "cluster_cpus"}
+    api["dry_run"] = False  # the mode that calls estimate_study instead of run_study
+    # progress: the command's own printer; name: make_runner's spelling of `runner`; cluster_cpus: tests;
+    # runs, measure: estimate_study's inputs, built by the command
+    assert set(parameters) == set(api) - {"progress", "name", "cluster_cpus", "runs", "measure"}
     for name, parameter in parameters.items():
         info = parameter.default  # the command declares `name: T = typer.Option(default, ...)`
         default = api[name] if api[name] is not inspect.Parameter.empty else ...

@@ -235,3 +235,29 @@ def test_a_dataset_can_have_its_own_seeds() -> None:
     assert seeds == {"BIOSSES": list(range(10)), "GAD": list(range(5))}
     with pytest.raises(ValueError, match=r"overrides.BIOSSES.seeds"):
         make_study(datasets={"BIOSSES": {"seeds": 0}})
+
+
+def test_the_papers_grid_dry_runs_offline_with_its_size_and_time(shared_data: Path) -> None:
+    """examples/tinn2023.yaml names hub models this machine cannot reach: the dry run still validates
+    it, counts train tokens (with the default tokenizer) and estimates the time at a given rate."""
+    from typer.testing import CliRunner
+
+    from biotune.cli import app
+    from biotune.study.estimate import estimate_study
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "tinn2023.yaml"
+    study = load_study(path)
+    runs = expand_grid(study)
+    # 5 models x 4 techniques x (10 datasets x 5 seeds + 3 datasets x 10 seeds)
+    assert len(runs) == 5 * 4 * (10 * 5 + 3 * 10)
+    hoc = next(r for r in runs if r.dataset == "HoC")
+    assert hoc.config.precision == "bf16" and hoc.config.techniques == []
+    estimate = estimate_study(runs, tokens_per_second=10_000.0, measure=lambda precision: pytest.fail())
+    per_epoch = {c.dataset: c.train_tokens_per_epoch for c in estimate.costs}
+    # BLURB.md's measured counts (biotune's featurization, the default tokenizer): BC2GM 0.48 M, DDI 2.43 M
+    assert 0.46e6 < per_epoch["BC2GM"] < 0.50e6 and 2.40e6 < per_epoch["DDI"] < 2.46e6
+    assert estimate.total_seconds == pytest.approx(estimate.total_tokens / 10_000.0)
+    shown = CliRunner().invoke(app, ["study", str(path), "--dry-run", "--tokens-per-second", "10000"])
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())
+    assert "1600 runs" in text and "10,000 tokens/s" in text and "counted with the default model's" in text

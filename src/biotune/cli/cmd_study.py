@@ -131,9 +131,20 @@ def study(
     max_retries: int = typer.Option(
         3, "--max-retries", help="Ray retries of a run whose worker or node died (never of a diverged run)"
     ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="validate the study and estimate its size and time; train nothing"
+    ),
+    tokens_per_second: float | None = typer.Option(
+        None,
+        "--tokens-per-second",
+        help="--dry-run: your device's training rate (real tokens/s) for the estimate (default: measured)",
+    ),
 ) -> None:
     """Run every run of a study grid (resumable), then write its report."""
     quiet_transformers()  # one line per run is the progress
+    if dry_run:
+        _print_estimate(study_file, tokens_per_second)
+        return
     folder = output if output is not None else default_output(study_file)
     result = run_study(
         study_file,
@@ -161,3 +172,54 @@ def report(study_dir: Path = typer.Argument(..., help="a study folder (holds stu
     with disk_full_stops(study_dir):
         files = write_report(study_dir)
     _print_report(files)
+
+
+def _duration(seconds: float) -> str:
+    hours, rest = divmod(int(round(seconds)), 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _print_estimate(study_file: Path, tokens_per_second: float | None) -> None:
+    from rich.table import Table
+
+    from biotune.study import expand_grid, load_study
+    from biotune.study.estimate import estimate_study
+
+    study = load_study(study_file)
+    runs = expand_grid(study, str(study_file))  # every option validated; models are not resolved
+    estimate = estimate_study(runs, tokens_per_second)
+    console.print(
+        f"{study_file}: valid. {estimate.runs} runs = {estimate.models} model(s) x {estimate.datasets} "
+        f"dataset(s) x {estimate.techniques} technique(s) x hyper-parameter settings x seeds "
+        f"(up to {estimate.seeds} per dataset)",
+        highlight=False,
+    )
+    table = Table(title="train tokens and time per run")
+    for column in ("model", "dataset", "max len", "tok/epoch", "runs", "tok/run", "time/run", "total"):
+        table.add_column(column, justify="left" if column in ("model", "dataset") else "right")
+    groups: dict[tuple[str, str], list[int]] = {}
+    for run, tokens in estimate.per_run:
+        groups.setdefault((run.model, run.dataset), []).append(tokens)
+    lengths = {(c.model, c.dataset): c for c in estimate.costs}
+    for (model, dataset), tokens in groups.items():
+        cost = lengths.get((model, dataset))
+        mean = sum(tokens) / len(tokens)
+        table.add_row(
+            model.rsplit("/", 1)[-1],
+            dataset,
+            str(cost.max_length) if cost else "?",
+            f"{cost.train_tokens_per_epoch:,}" if cost else "?",
+            str(len(tokens)),
+            f"{mean:,.0f}",
+            _duration(mean / estimate.tokens_per_second),
+            _duration(sum(tokens) / estimate.tokens_per_second),
+        )
+    console.print(table)
+    console.print(
+        f"total: {estimate.total_tokens:,} train tokens; at {estimate.tokens_per_second:,.0f} tokens/s "
+        f"({estimate.rate_source}): {_duration(estimate.total_seconds)} on one device, evaluation not "
+        "included; N devices (--runner ray) divide it by about N",
+        highlight=False,
+    )
+    for note in estimate.notes:
+        console.print(f"note: {note}", highlight=False)
