@@ -66,8 +66,8 @@ def train(
         typer.Option(
             "--technique",
             "-t",
-            help="repeatable: freeze:K, llrd:D, reinit:K, no-bias-correction, warmup:R, "
-            "longer:F, early-stop:P, standard",
+            help="repeatable: freeze:K, llrd:D, reinit:K, mixout:P, pretrained-decay:L, "
+            "no-bias-correction, warmup:R, longer:F, early-stop:P, standard",
         ),
     ] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", "--learning-rate")] = None,
