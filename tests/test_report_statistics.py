@@ -133,3 +133,5 @@ def test_bootstrap_interval_is_seeded_and_covers_the_difference() -> None:
     assert mean_difference_interval([1.0], [2.0, 3.0]) is None
     constant = compare(sample([5.0] * 5), sample([5.0] * 5))
     assert constant.levene_p is None and constant.mean_interval == (0.0, 0.0)  # no spread: Levene undefined
+    sentence = finding(comparison(sample([5.0] * 5), sample([5.0] * 5)))
+    assert "no difference from standard" in sentence and "Levene test undefined" in sentence

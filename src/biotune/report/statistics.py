@@ -221,6 +221,8 @@ def format_p(p: float | None) -> str:
 
 
 def _p_text(name: str, p: float | None) -> str:
+    if p is None:
+        return f"{name} test undefined"
     formatted = format_p(p)
     return f"{name} p {formatted}" if formatted.startswith("<") else f"{name} p = {formatted}"
 
