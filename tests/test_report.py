@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib.image
@@ -245,3 +246,48 @@ def test_best_model_is_the_best_mean_dev_cell_best_seed_not_a_lucky_seed(tmp_pat
         cells = summarize_cells(store.runs())
     (best,) = best_models(cells)
     assert (best.run.technique, best.run.seed, best.run.dev_score) == ("standard", 1, 77.1)
+
+
+def test_statistics_compare_at_the_same_setting_and_call_three_seeds_thin(study_dir: Path) -> None:
+    from biotune.report.statistics import technique_comparisons
+
+    with StudyStore(study_dir, read_only=True) as store:
+        cells = summarize_cells(store.runs())
+    (comparison,) = [c for c in technique_comparisons(cells) if c.dataset == "BIOSSES"]
+    # reinit1's selected lr 1e-5 against standard's seeds at lr 1e-5, not standard's selected lr 3e-5
+    assert comparison.hyperparameters["learning_rate"] == 1e-5
+    assert comparison.numbers.reference.scores == (40.0, 50.0, 60.0)
+    assert comparison.numbers.technique.scores == (60.0, 61.0, 62.0)
+    assert comparison.numbers.mean_difference == pytest.approx(11.0)
+    markdown = write_report(study_dir).markdown.read_text(encoding="utf-8")
+    assert "## Statistics against standard" in markdown and "## Findings" in markdown
+    assert "| tiny | BIOSSES | reinit1 | lr 1e-05, batch 16*, epochs 3* | 3 / 3 | +11.00 |" in markdown
+    assert (
+        "reinit1 on BIOSSES: 3 seeds against 3 for standard, fewer than 5 per cell, so the evidence is thin"
+        in markdown
+    )
+
+
+def test_report_findings_state_only_the_supported_change(tmp_path: Path) -> None:
+    # standard: 4 of 6 seeds collapse; reinit1: none. Six seeds support the higher mean, but neither
+    # Brown-Forsythe (p 0.14: the median-centred test is robust to the two clusters) nor Fisher (4/6 against
+    # 0/6: p 0.06) supports more.
+    results = {
+        "standard": [(FAILED, 1.0, 2.0), (OK, 80.0, 80.0), (FAILED, 1.0, 1.0)] * 2,
+        "reinit1": [(OK, 82.0, 81.0), (OK, 82.5, 82.0), (OK, 81.0, 80.5)] * 2,
+    }
+    runs = grid(["BIOSSES"], seeds=6, learning_rates=[1e-5])
+    with StudyStore(tmp_path) as store:
+        store.add_runs(runs)
+        for run in runs:
+            finish(store, run, *results[run.technique][run.seed])
+    markdown = write_report(tmp_path).markdown.read_text(encoding="utf-8")
+    assert "| tiny | BIOSSES | reinit1 | lr 1e-05, batch 16*, epochs 3* | 6 / 6 | +53.50 |" in markdown
+    assert "| 0.68 / 40.54 | 0.14 | 0/6 / 4/6 | -67 pts | 0.06 |" in markdown
+    findings_text = markdown.split("## Findings", 1)[1].split("\n## ", 1)[0]
+    (sentence,) = [line for line in findings_text.splitlines() if line.startswith("reinit1")]
+    assert re.fullmatch(
+        r"reinit1 helped on BIOSSES: it raised the mean test score from 27\.7 \(standard\) to 81\.2 "
+        r"\(difference \+53\.5, 95% CI \+\d+\.\d to \+\d+\.\d\)\.",
+        sentence,
+    )

@@ -5,14 +5,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+import safetensors.torch
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from torch import nn
 from transformers import (
+    AutoModel,
     BertConfig,
     BertForSequenceClassification,
     BertForTokenClassification,
@@ -28,17 +31,23 @@ from transformers import (
     RobertaForTokenClassification,
 )
 
+from _slices import slice_config
 from biotune.config import TrainConfig
 from biotune.errors import ConfigError
+from biotune.runs import run_training
 from biotune.techniques import (
     AdamWNoBiasCorrection,
     TechniquePlan,
     apply_techniques,
+    attach_pretrained_decay,
     build_param_groups,
     find_layout,
     freeze_lower_layers,
     layer_lr_scales,
     make_optimizer,
+    mixout,
+    mixout_targets,
+    mixout_weight,
     parse_techniques,
     reinit_top_layers,
     validate_plan,
@@ -193,6 +202,12 @@ def test_standard_and_empty_are_the_plain_plan() -> None:
         (["standard", "standard"], "given twice"),
         (["standard", "llrd:0.9"], "drop it, or drop ['llrd:0.9']"),
         (["freeze:4+reinit:1"], "['freeze:4', 'reinit:1']"),
+        (["mixout:1"], "0 <= P < 1"),
+        (["mixout"], "write mixout:P"),
+        (["mixot:0.1"], "Did you mean mixout:P"),
+        (["pretrained-decay:-0.1"], "L >= 0"),
+        (["pretrained-decay:inf"], "L >= 0"),
+        (["pretrained_decay:0.1"], "Did you mean pretrained-decay:L"),
     ],
 )
 def test_parse_errors_say_what_to_write(specs: list[str], says: str) -> None:
@@ -211,6 +226,8 @@ plans = st.builds(
     freeze_layers=st.none() | st.integers(0, 48),
     llrd_decay=st.none() | st.floats(0, 1, exclude_min=True),
     reinit_layers=st.none() | st.integers(1, 48),
+    mixout_probability=st.none() | st.floats(0, 1, exclude_max=True),
+    pretrained_decay=st.none() | st.floats(0, 1e3),
     bias_correction=st.booleans(),
     warmup_ratio=st.none() | st.floats(0, 1, exclude_max=True),
     epoch_factor=st.none() | st.floats(1, 100, exclude_min=True),
@@ -447,6 +464,8 @@ def test_reinit_is_reproducible_and_leaves_global_rng_alone() -> None:
         (["freeze:5"], "freeze:K with K <= 4"),
         (["reinit:5"], "reinit:K with 1 <= K <= 4"),
         (["freeze:3", "reinit:2"], "make freeze + reinit <= 4 (e.g. freeze:2 with reinit:2)"),
+        (["freeze:4", "mixout:0.1"], "make freeze + reinit < 4, or drop mixout"),
+        (["freeze:2", "reinit:2", "mixout:0.1"], "no pretrained layer left to mix"),
     ],
 )
 def test_impossible_plans_are_rejected_before_any_change(specs: list[str], says: str) -> None:
@@ -537,3 +556,197 @@ def test_default_optimizer_is_torch_adamw() -> None:
         optimizer.step()
         expected.step()
     torch.testing.assert_close(ours.detach(), reference.detach(), rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------- mixout and pretrained-decay
+
+SEQUENCE_CASES = ["bert-seq", "electra-seq", "roberta-seq", "deberta-seq"]
+
+
+def test_parse_reads_mixout_and_pretrained_decay() -> None:
+    plan = parse_techniques(["Pretrained-Decay:0.01", "mixout:0.1", "freeze:1"])
+    assert plan == TechniquePlan(freeze_layers=1, mixout_probability=0.1, pretrained_decay=0.01)
+    assert plan.label == "freeze:1+mixout:0.1+pretrained-decay:0.01"
+    assert parse_techniques(["mixout:0", "pretrained-decay:0"]).label == "mixout:0+pretrained-decay:0"
+
+
+def _train_steps(
+    case: str, specs: list[str], steps: int = 3, weight_decay: float = 0.01
+) -> dict[str, torch.Tensor]:
+    """A few real AdamW steps on random batches, with the plan applied as the engine applies it."""
+    model = build(case)
+    plan = parse_techniques(specs)
+    applied = apply_techniques(model, plan, 0.02, seed=0)
+    groups = build_param_groups(
+        model,
+        applied.layout,
+        1e-2,
+        weight_decay,
+        plan.llrd_decay,
+        plan.pretrained_decay,
+        applied.reinit_names,
+    )
+    optimizer = make_optimizer(groups, lr=1e-2)
+    attach_pretrained_decay(optimizer)
+    generator = torch.Generator().manual_seed(1)
+    torch.manual_seed(2)  # dropout
+    model.train()
+    with mixout(model, plan):
+        for _ in range(steps):
+            input_ids = torch.randint(1, SIZES["vocab_size"], (4, 12), generator=generator)
+            labels = torch.randint(0, 2, (4,), generator=generator)
+            model(input_ids=input_ids, labels=labels).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("case", SEQUENCE_CASES)
+def test_mixout_0_and_pretrained_decay_0_are_exactly_standard_training(case: str) -> None:
+    standard = _train_steps(case, ["standard"])
+    for specs in (["mixout:0"], ["pretrained-decay:0"], ["mixout:0", "pretrained-decay:0", "llrd:0.9"]):
+        reference = standard if "llrd:0.9" not in specs else _train_steps(case, ["llrd:0.9"])
+        trained = _train_steps(case, specs)
+        for name, weight in reference.items():
+            assert torch.equal(trained[name], weight), (specs, name)
+    # the same comparison tells P > 0 and L > 0 apart, so the equalities above can fail
+    for specs in (["mixout:0.3"], ["pretrained-decay:5"]):
+        trained = _train_steps(case, specs)
+        assert any(not torch.equal(trained[name], weight) for name, weight in standard.items()), specs
+
+
+@pytest.mark.parametrize("case", SEQUENCE_CASES)
+def test_mixout_mixes_exactly_the_pretrained_encoder_linears(case: str) -> None:
+    base = CASES[case][1]
+    model = build(case)
+
+    def encoder_linears(layers: range) -> set[str]:
+        return {
+            name
+            for name, module in model.named_modules()
+            if isinstance(module, nn.Linear)
+            and any(name.startswith(f"{base}.encoder.layer.{i}.") for i in layers)
+        }
+
+    layout = find_layout(model)
+    assert set(mixout_targets(model, layout, TechniquePlan(mixout_probability=0.1))) == encoder_linears(
+        range(LAYERS)
+    )
+    apply_techniques(model, parse_techniques(["freeze:1", "reinit:1", "mixout:0.1"]), 0.02, seed=0)
+    plan = parse_techniques(["freeze:1", "reinit:1", "mixout:0.1"])
+    with mixout(model, plan) as mixed:
+        assert set(mixed) == encoder_linears(range(1, LAYERS - 1))  # not frozen layer 0, not re-drawn layer 3
+        shadowed = {name for name, module in model.named_modules() if "forward" in vars(module)}
+        assert shadowed == set(mixed)  # the head, pooler and embeddings keep their own forward
+    assert not any("forward" in vars(module) for module in model.modules())
+
+
+def test_mixout_weight_has_the_weight_as_its_expectation() -> None:
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.rand(6, 5, generator=generator) * 2 - 1
+    pretrained = torch.rand(6, 5, generator=generator) * 2 - 1
+    p, draws = 0.3, 20000
+    torch.manual_seed(0)
+    samples = torch.stack([mixout_weight(weight, pretrained, p) for _ in range(draws)])
+    # each element is u (probability p) or (w - p u) / (1 - p) (probability 1 - p)
+    kept = (weight - p * pretrained) / (1 - p)
+    is_pretrained = torch.isclose(samples, pretrained.expand_as(samples), rtol=0, atol=1e-6)
+    assert torch.all(is_pretrained | torch.isclose(samples, kept.expand_as(samples), rtol=0, atol=1e-6))
+    assert is_pretrained.double().mean().item() == pytest.approx(p, abs=0.01)
+    # per-element std of one draw is at most sqrt(p (1 - p)) * 2 / (1 - p) = 1.31: the mean is within 0.04
+    torch.testing.assert_close(samples.mean(0), weight, rtol=0, atol=0.04)
+    assert torch.equal(mixout_weight(weight, pretrained, 0.0), weight)
+
+
+@pytest.mark.parametrize("case", SEQUENCE_CASES)
+def test_mixout_is_off_in_evaluation_and_on_in_training(case: str) -> None:
+    model = build(case)
+    pretend_pretrained(model)
+    for module in model.modules():  # without dropout, the only randomness left in training is mixout's
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+    input_ids = torch.randint(1, SIZES["vocab_size"], (2, 10), generator=torch.Generator().manual_seed(0))
+    model.eval()
+    with torch.no_grad():
+        plain = model(input_ids=input_ids).logits
+        with mixout(model, TechniquePlan(mixout_probability=0.5)):
+            assert torch.equal(model(input_ids=input_ids).logits, plain)  # eval: the weights are w
+            model.train()
+            trained = [model(input_ids=input_ids).logits for _ in range(2)]
+            model.eval()
+            assert torch.equal(model(input_ids=input_ids).logits, plain)
+        model.train()
+        assert torch.equal(model(input_ids=input_ids).logits, plain)  # after the context, training is plain
+    # u = w on entry, so mixing still changes the forward: (w - p u) / (1 - p) = w where M = 0, u where M = 1;
+    # move w off u to see it
+    with torch.no_grad(), mixout(model, TechniquePlan(mixout_probability=0.5)):
+        for module in model.modules():
+            if isinstance(module, nn.Linear):
+                module.weight.add_(0.5)
+        moved = [model(input_ids=input_ids).logits for _ in range(2)]
+    assert all(torch.equal(t, plain) for t in trained)  # w = u: every mix is w itself
+    assert not torch.equal(moved[0], moved[1])  # a fresh mask each training forward pass
+
+
+@pytest.mark.parametrize("case", SEQUENCE_CASES)
+def test_pretrained_decay_one_step_by_hand(case: str) -> None:
+    model = build(case)
+    plan = parse_techniques(["pretrained-decay:0.5", "reinit:1"])
+    applied = apply_techniques(model, plan, 0.02, seed=0)
+    lr, weight_decay = 0.1, 0.01
+    groups = build_param_groups(
+        model, applied.layout, lr, weight_decay, None, plan.pretrained_decay, applied.reinit_names
+    )
+    optimizer = make_optimizer(groups, lr=lr)
+    assert attach_pretrained_decay(optimizer) == sum(
+        1
+        for n, _ in model.named_parameters()
+        if expected_depth(case, n) < HEAD and n not in applied.reinit_names
+    )
+    pretrained = {name: p.detach().clone() for name, p in model.named_parameters()}
+    with torch.no_grad():  # as if training had moved every weight away from u
+        for parameter in model.parameters():
+            parameter.add_(torch.rand(parameter.shape, generator=torch.Generator().manual_seed(5)) - 0.5)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    for parameter in model.parameters():  # a zero gradient: Adam's update is 0, only the decays act
+        parameter.grad = torch.zeros_like(parameter)
+    optimizer.step()
+
+    for name, weight in model.named_parameters():
+        w, u = before[name], pretrained[name]
+        zero_decay = 0.0 if expected_no_decay(name) else weight_decay
+        if expected_depth(case, name) < HEAD and name not in applied.reinit_names:
+            expected = (w - lr * 0.5 * (w - u)) * (1 - lr * zero_decay)
+        else:  # the head and the re-drawn layer: no pretrained value, only the ordinary decay toward 0
+            expected = w * (1 - lr * zero_decay)
+        torch.testing.assert_close(weight.detach(), expected, rtol=1e-6, atol=1e-7, msg=name)
+
+
+def test_mixout_and_pretrained_decay_train_end_to_end_and_save_a_plain_model(
+    shared_data: Path, tiny_bert: Path, tmp_path: Path
+) -> None:
+    def run(name: str, techniques: list[str]) -> tuple[dict, dict[str, torch.Tensor]]:
+        config = slice_config(
+            shared_data,
+            tmp_path / name,
+            "GAD",
+            tiny_bert,
+            24,
+            techniques=techniques,
+            epochs=2,
+            save_model=True,
+        )
+        results = run_training(config, tmp_path / name / "run")
+        model_dir = tmp_path / name / "run" / "seed-0" / "model"
+        return results["seeds"][0], safetensors.torch.load_file(model_dir / "model.safetensors")
+
+    standard, standard_weights = run("standard", [])
+    zeros, zeros_weights = run("zeros", ["mixout:0", "pretrained-decay:0"])
+    both, both_weights = run("both", ["mixout:0.3", "pretrained-decay:2"])
+    assert zeros["history"] == standard["history"] and zeros["test"] == standard["test"]
+    assert set(both_weights) == set(standard_weights)  # no parametrization or mixout buffer was saved
+    assert all(torch.equal(zeros_weights[k], w) for k, w in standard_weights.items())
+    assert any(not torch.equal(both_weights[k], w) for k, w in standard_weights.items())
+    assert both["status"] in ("ok", "failed") and both["history"] != standard["history"]
+    loaded = AutoModel.from_pretrained(tmp_path / "both" / "run" / "seed-0" / "model")
+    assert all("forward" not in vars(module) for module in loaded.modules())

@@ -70,8 +70,8 @@ class TrainConfig(BaseModel):
     )
     techniques: list[str] = Field(
         default_factory=list,
-        description="freeze:K, llrd:D, reinit:K, no-bias-correction, warmup:R, longer:F, early-stop:P, "
-        "standard",
+        description="repeatable: freeze:K, llrd:D, reinit:K, mixout:P, pretrained-decay:L, "
+        "no-bias-correction, warmup:R, longer:F, early-stop:P, standard",
     )
     learning_rate: float | None = Field(None, gt=0, description="peak learning rate; default: the registry's")
     batch_size: int | None = Field(

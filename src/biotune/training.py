@@ -43,7 +43,14 @@ from biotune.inference import Evaluation, SplitData, Throughput, as_recipe, eval
 from biotune.models import build_model, enable_gradient_checkpointing, extend_vocabulary, init_regression_head
 from biotune.resources import batch_dimensions, out_of_memory_guard
 from biotune.tasks import Task
-from biotune.techniques import TechniquePlan, apply_techniques, build_param_groups, make_optimizer
+from biotune.techniques import (
+    TechniquePlan,
+    apply_techniques,
+    attach_pretrained_decay,
+    build_param_groups,
+    make_optimizer,
+    mixout,
+)
 
 log = logging.getLogger("biotune.training")
 
@@ -280,12 +287,19 @@ def setup_seed(ctx: RunContext, seed: int) -> SeedState:
     started = time.perf_counter()
     model, applied = build_seed_model(ctx, seed)
     groups = build_param_groups(
-        model, applied.layout, config.learning_rate, config.weight_decay, ctx.plan.llrd_decay
+        model,
+        applied.layout,
+        config.learning_rate,
+        config.weight_decay,
+        ctx.plan.llrd_decay,
+        ctx.plan.pretrained_decay,
+        applied.reinit_names,
     )
     embedding_rows = None
     if ctx.recipe.compact_embedding_rows:
         embedding_rows = TrainedRows.attach(model, groups, ctx.train.features.features, ctx.pad_token_id)
     optimizer = make_seed_optimizer(groups, config.learning_rate, ctx.plan, ctx.recipe)
+    attach_pretrained_decay(optimizer)  # pretrained-decay:L pulls toward the weights as they are now
     epochs = _epochs(config, ctx.plan)
     generator = torch.Generator().manual_seed(seed)
     # every epoch's batches up front: a token budget makes the number of steps known only once cut
@@ -323,6 +337,7 @@ def train_seed(ctx: RunContext, seed: int, on_step: ProgressHook | None = None) 
             select_on_dev(state, 0, None)
         with contextlib.ExitStack() as training_only:
             training_only.enter_context(ctx.recipe.matmul_mode())
+            training_only.enter_context(mixout(state.model, ctx.plan))  # gone before test and save
             if ctx.recipe.cpu_dropout:
                 training_only.enter_context(cpu_dropout(state.model))
             for epoch, batches in enumerate(state.epoch_batches, start=1):

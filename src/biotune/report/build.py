@@ -9,6 +9,7 @@ from pathlib import Path
 
 from biotune.report.plots import plot_dataset, plot_file_name
 from biotune.report.render import Image, Section, Table, to_html, to_markdown
+from biotune.report.statistics import ALPHA, CONFIDENCE, MIN_SEEDS, findings, format_p, technique_comparisons
 from biotune.report.tables import (
     BestModel,
     CellSummary,
@@ -354,6 +355,71 @@ def _instability(cells: list[CellSummary]) -> Section:
     return section
 
 
+def _statistics(cells: list[CellSummary]) -> list[Section]:
+    """The tests behind the Findings, then the Findings themselves (sentences made from the same numbers)."""
+    comparisons = technique_comparisons(cells)
+    reference = reference_technique(cells) or "standard"
+    section = Section(f"Statistics against {reference}")
+    if not comparisons:
+        section.blocks.append(
+            f"No technique to compare: the study needs `{reference}` and another technique with finished "
+            "seeds at the same model, dataset and hyper-parameters."
+        )
+        return [section]
+    section.blocks.append(
+        f"Each technique at its selected setting against `{reference}` at the same model, dataset and "
+        "hyper-parameters, over the test scores of every finished seed (failed ones included). Δ mean: "
+        f"technique minus `{reference}`, with a {100 * CONFIDENCE:.0f}% bootstrap interval (9999 resamples, "
+        "percentile). Levene: Brown-Forsythe's test of equal variances (median-centred). Fisher: exact test "
+        "of the failure counts. p-values are not corrected for the number of comparisons."
+    )
+    rows = []
+    for comparison in comparisons:
+        numbers = comparison.numbers
+        t, r = numbers.technique, numbers.reference
+        interval = numbers.mean_interval
+        difference = numbers.failure_rate_difference
+        rows.append(
+            [
+                comparison.model,
+                comparison.dataset,
+                comparison.technique,
+                setting_text(comparison.hyperparameters, comparison.resolved),
+                f"{t.n} / {r.n}",
+                fmt(numbers.mean_difference, signed=True),
+                NONE if interval is None else f"{interval[0]:+.2f} to {interval[1]:+.2f}",
+                f"{fmt(t.std)} / {fmt(r.std)}",
+                format_p(numbers.levene_p),
+                f"{t.failed}/{t.finished} / {r.failed}/{r.finished}",
+                NONE if difference is None else f"{100 * difference:+.0f} pts",
+                format_p(numbers.fisher_p),
+            ]
+        )
+    headers = [
+        "Model",
+        "Dataset",
+        "Technique",
+        "Setting",
+        f"Seeds (vs {reference})",
+        "Δ test mean",
+        f"{100 * CONFIDENCE:.0f}% CI",
+        f"Test std (vs {reference})",
+        "Levene p",
+        f"Failed (vs {reference})",
+        "Δ failure rate",
+        "Fisher p",
+    ]
+    section.blocks.append(Table(headers, rows))
+    findings_section = Section("Findings")
+    findings_section.blocks.append(
+        f"Only what the numbers support: a change in mean where the {100 * CONFIDENCE:.0f}% interval "
+        f"excludes 0, a change in spread or failure rate where its test gives p < {ALPHA}; with fewer than "
+        f"{MIN_SEEDS} seeds a cell the evidence is called thin."
+    )
+    findings_section.blocks += findings(comparisons)
+    return [section, findings_section]
+
+
 def baselines(records: list[RunRecord]) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
     """Per model x dataset: what doing nothing scores (trivial predictor; zero-shot cosine for similarity).
 
@@ -490,6 +556,7 @@ def build_sections(
         _blurb(cells),
         _datasets(cells, records, study_dir),
         _instability(cells),
+        *_statistics(cells),
         _baselines(records),
     ]
     seed_sections, plots = _per_seed(cells, study_dir, records)

@@ -5,13 +5,20 @@ over parameter names and module structure; optimizer groups are built by rule. T
 
     plan = parse_techniques(["freeze:4", "llrd:0.9"])
     applied = apply_techniques(model, plan, model.config.initializer_range, seed)
-    groups = build_param_groups(model, applied.layout, lr, weight_decay, plan.llrd_decay)
+    groups = build_param_groups(
+        model, applied.layout, lr, weight_decay, plan.llrd_decay, plan.pretrained_decay, applied.reinit_names
+    )
     optimizer = make_optimizer(groups, lr, bias_correction=plan.bias_correction)
+    attach_pretrained_decay(optimizer)  # pretrained-decay:L
+    with mixout(model, plan):  # mixout:P, while training only
+        train(model, optimizer)
 """
 
 from biotune.techniques.layout import ModelLayout, find_layout
+from biotune.techniques.mixout import mixout, mixout_targets, mixout_weight
 from biotune.techniques.optim import (
     AdamWNoBiasCorrection,
+    attach_pretrained_decay,
     build_param_groups,
     layer_lr_scales,
     make_optimizer,
@@ -32,11 +39,15 @@ __all__ = [
     "ModelLayout",
     "TechniquePlan",
     "apply_techniques",
+    "attach_pretrained_decay",
     "build_param_groups",
     "find_layout",
     "freeze_lower_layers",
     "layer_lr_scales",
     "make_optimizer",
+    "mixout",
+    "mixout_targets",
+    "mixout_weight",
     "no_decay_names",
     "parse_techniques",
     "reinit_top_layers",

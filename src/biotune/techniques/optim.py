@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import torch
@@ -38,25 +38,45 @@ def no_decay_names(model: nn.Module) -> set[str]:
     return names
 
 
+def is_pretrained(layout: ModelLayout, name: str, fresh: Collection[str]) -> bool:
+    """A base-model parameter that was not re-initialized; the head (outside the base model) is new."""
+    return layout.depth_of(name) < layout.head_depth and name not in fresh
+
+
 def build_param_groups(
-    model: nn.Module, layout: ModelLayout, lr: float, weight_decay: float, llrd_decay: float | None = None
+    model: nn.Module,
+    layout: ModelLayout,
+    lr: float,
+    weight_decay: float,
+    llrd_decay: float | None = None,
+    pretrained_decay: float | None = None,
+    fresh: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Optimizer groups over the trainable parameters only (frozen ones never reach the optimizer).
 
     Without LLRD: at most two groups, decayed then not decayed. With LLRD: one group per (depth,
     decay) pair ordered from the embeddings (depth 0) up to the head, each with "depth" and its lr.
     Every group carries "params", "lr", "weight_decay" and "names" (for logging and tests).
+
+    With pretrained-decay L > 0 the groups are split once more, pretrained parameters (base model, not in
+    `fresh`, the re-initialized names) apart from new ones, and the pretrained groups carry
+    "pretrained_decay": L for `attach_pretrained_decay`. L = 0 (or None) leaves the groups of standard
+    training exactly as they are, parameter order included (gradient clipping sums norms in that order).
     """
     skip_decay = no_decay_names(model)
     scales = None
     trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     if llrd_decay is not None:
         scales = layer_lr_scales(layout, [name for name, _ in trainable], llrd_decay)
-    groups: dict[tuple[int, bool], dict[str, Any]] = {}
+    if pretrained_decay is not None and pretrained_decay < 0:
+        raise ConfigError(f"pretrained-decay:{pretrained_decay} needs L >= 0")
+    groups: dict[tuple[int, bool, bool], dict[str, Any]] = {}
     for name, parameter in trainable:
         decays = name not in skip_decay
         depth = layout.depth_of(name) if scales is not None else 0
-        key = (depth, not decays)
+        # sorted keys: within a depth, pretrained groups (False) come before new ones
+        new = bool(pretrained_decay) and not is_pretrained(layout, name, fresh)
+        key = (depth, not decays, new)
         if key not in groups:
             groups[key] = {
                 "params": [],
@@ -66,9 +86,45 @@ def build_param_groups(
             }
             if scales is not None:
                 groups[key]["depth"] = depth
+            if pretrained_decay and not new:
+                groups[key]["pretrained_decay"] = pretrained_decay
         groups[key]["params"].append(parameter)
         groups[key]["names"].append(name)
     return [groups[key] for key in sorted(groups)]
+
+
+def attach_pretrained_decay(optimizer: torch.optim.Optimizer) -> int:
+    """Pretrained-weight decay (L2-SP, Li et al. 2018): pull every parameter of a group that carries
+    "pretrained_decay": L toward its value now (u, the pretrained weights), decoupled as AdamW decays.
+
+    Each optimizer step first moves w <- w - lr * L * (w - u), the gradient step of L/2 * ||w - u||^2 taken
+    apart from Adam's moments, with the group's current lr (schedule and LLRD included) and on the pre-update
+    weights, as AdamW's own decay and revisit-bert-finetuning's `PriorWD` do; then the optimizer steps. It
+    is a step pre-hook of the optimizer, so a step the fp16 grad scaler skips is not decayed either. Biases
+    and norm weights are pulled too: decay toward zero would fight their role, decay toward their
+    pretrained value does not. The ordinary weight decay toward zero is left as configured everywhere (so
+    pretrained-decay:0 is exactly standard training, and L is the one thing that changes); set
+    weight_decay 0 for L2-SP alone. Returns how many parameters are pulled (0: nothing attached).
+
+    With `TrainedRows` the pulled embedding is its compact matrix of the rows the training data reaches;
+    the rows it never reaches get no gradient and keep only the ordinary decay.
+    """
+    anchors: list[tuple[dict[str, Any], list[torch.Tensor]]] = []
+    for group in optimizer.param_groups:
+        if group.get("pretrained_decay"):
+            anchors.append((group, [p.detach().clone() for p in group["params"]]))
+    if not anchors:
+        return 0
+
+    @torch.no_grad()
+    def pull_toward_pretrained(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        for group, pretrained in anchors:
+            weight = group["lr"] * group["pretrained_decay"]
+            for parameter, anchor in zip(group["params"], pretrained, strict=True):
+                parameter.lerp_(anchor, weight)  # w + weight * (u - w)
+
+    optimizer.register_step_pre_hook(pull_toward_pretrained)
+    return sum(len(pretrained) for _, pretrained in anchors)
 
 
 class AdamWNoBiasCorrection(torch.optim.Optimizer):

@@ -54,6 +54,15 @@ _SYNTAX: dict[str, _Syntax] = {
     "freeze": _Syntax("freeze_layers", "freeze:K", "freeze:4", _whole_number(0)),
     "llrd": _Syntax("llrd_decay", "llrd:D", "llrd:0.9", _real_number(lambda d: 0 < d <= 1, "0 < D <= 1")),
     "reinit": _Syntax("reinit_layers", "reinit:K", "reinit:1", _whole_number(1)),
+    "mixout": _Syntax(
+        "mixout_probability", "mixout:P", "mixout:0.1", _real_number(lambda p: 0 <= p < 1, "0 <= P < 1")
+    ),
+    "pretrained-decay": _Syntax(
+        "pretrained_decay",
+        "pretrained-decay:L",
+        "pretrained-decay:0.01",
+        _real_number(lambda x: x >= 0, "L >= 0"),
+    ),
     "no-bias-correction": _Syntax("bias_correction", "no-bias-correction", "no-bias-correction", None),
     "warmup": _Syntax(
         "warmup_ratio", "warmup:R", "warmup:0.1", _real_number(lambda r: 0 <= r < 1, "0 <= R < 1")
@@ -75,6 +84,8 @@ class TechniquePlan:
     freeze_layers: int | None = None
     llrd_decay: float | None = None
     reinit_layers: int | None = None
+    mixout_probability: float | None = None
+    pretrained_decay: float | None = None
     bias_correction: bool = True
     warmup_ratio: float | None = None
     epoch_factor: float | None = None

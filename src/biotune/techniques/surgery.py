@@ -24,7 +24,8 @@ def validate_plan(plan: TechniquePlan, num_layers: int) -> None:
     freeze:K needs K <= L, reinit:K needs K <= L, and freeze + reinit must not touch the same layer
     (K_freeze + K_reinit <= L): a re-initialized layer that stays frozen would stay random.
     Freeze and LLRD together are allowed: frozen parameters simply leave the optimizer and the
-    trainable ones keep their depth's learning rate.
+    trainable ones keep their depth's learning rate. Mixout needs at least one encoder layer that is
+    neither frozen nor re-initialized (freeze + reinit < L).
     """
     freeze, reinit = plan.freeze_layers, plan.reinit_layers
     if freeze is not None and freeze > num_layers:
@@ -42,6 +43,12 @@ def validate_plan(plan: TechniquePlan, num_layers: int) -> None:
             f"freeze:{freeze} with reinit:{reinit} would freeze re-initialized layers of a "
             f"{num_layers}-layer model: make freeze + reinit <= {num_layers} "
             f"(e.g. freeze:{num_layers - reinit} with reinit:{reinit})"
+        )
+    if plan.mixout_probability and (freeze or 0) + (reinit or 0) >= num_layers:
+        raise ConfigError(
+            f"mixout:{plan.mixout_probability} would have no pretrained layer left to mix: freeze:K and "
+            f"reinit:K together cover all {num_layers} layers of this model; make freeze + reinit "
+            f"< {num_layers}, or drop mixout"
         )
 
 
