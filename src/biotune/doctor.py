@@ -179,12 +179,17 @@ def gpu() -> Report:
         if torch.cuda.is_available()
         else []
     )
+    from biotune.device import native_bf16, resolve_precision
+
     mps = getattr(torch.backends, "mps", None)
+    auto = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return {
         "cuda_available": torch.cuda.is_available(),
         "devices": devices,
         "cuda_version": torch.version.cuda,
         "mps_available": bool(mps and mps.is_available()),
+        "cpu_native_bf16": native_bf16(torch.device("cpu")),
+        "auto_precision": resolve_precision("auto", auto),
     }
 
 
@@ -255,10 +260,13 @@ def _hub_line(info: Report) -> str:
 
 
 def _gpu_line(info: Report) -> str:
+    precision = f"; --precision auto is {info['auto_precision']}" if info.get("auto_precision") else ""
     if info["devices"]:
-        return f"{len(info['devices'])} visible: {', '.join(info['devices'])} (CUDA {info['cuda_version']})"
+        listed = ", ".join(info["devices"])
+        return f"{len(info['devices'])} visible: {listed} (CUDA {info['cuda_version']}){precision}"
     built = f"torch built with CUDA {info['cuda_version']}" if info["cuda_version"] else "CPU-only torch"
-    return f"none visible ({built}{'; MPS available' if info['mps_available'] else ''})"
+    bf16 = "; the CPU has native bf16" if info.get("cpu_native_bf16") else ""
+    return f"none visible ({built}{'; MPS available' if info['mps_available'] else ''}{bf16}){precision}"
 
 
 def _ray_line(info: Report) -> str:
