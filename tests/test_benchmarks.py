@@ -70,3 +70,51 @@ def test_throughput_report_prints_the_bf16_and_long_ratios() -> None:
     assert "train_speedup=2.00" in last and "f1_delta=-0.50" in last
     assert "bf16_speedup=1.50" in last and "bf16_eval_speedup=1.50" in last and "bf16_f1_delta=-0.40" in last
     assert "long_speedup=2.10" in last and "long_acc_delta=+0.40" in last
+
+
+def test_quality_smoke_run_on_a_tiny_model(
+    tiny_bert: Path, shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import re
+
+    quality = load("quality")
+    figures = tmp_path / "quality.json"
+    summary = quality.main(
+        [
+            "--model",
+            str(tiny_bert),
+            "--data-dir",
+            str(shared_data),
+            "--limit-train",
+            "16",
+            "--limit-eval",
+            "16",
+            "--epochs",
+            "1",
+            "--seeds",
+            "1",
+            "--json",
+            str(figures),
+        ]
+    )
+    keys = ("NCBI", "GAD", "BIOSSES", "HoC", "BioASQ")
+    assert tuple(summary) == keys
+    for key, row in summary.items():
+        for system in quality.SYSTEMS:
+            assert math.isfinite(row[f"{system}_test"]) and math.isfinite(row[f"{system}_dev"]), (key, row)
+            assert row[f"{system}_wall_s"] > 0, (key, row)
+        assert row["delta"] == pytest.approx(row["biotune_test"] - row["trainer_test"])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    number = r"[+-]\d+\.\d\d"
+    pattern = ",".join(f"{key}:({number})" for key in keys) + r" min_speedup=(\d+\.\d\d)"
+    match = re.fullmatch(f"quality_deltas={pattern}", last)
+    assert match, last
+    deltas = [float(value) for value in match.groups()[:-1]]
+    assert deltas == pytest.approx([summary[key]["delta"] for key in keys], abs=0.006)
+    assert float(match.group(6)) == pytest.approx(min(row["speedup"] for row in summary.values()), abs=0.006)
+    written = json.loads(figures.read_text(encoding="utf-8"))
+    assert {(run["dataset"], run["system"]) for run in written["runs"]} == {
+        (key, system) for key in keys for system in quality.SYSTEMS
+    }
+    assert all(run["best_epoch"] == 1 for run in written["runs"]), written["runs"]
