@@ -45,6 +45,7 @@ import json
 import logging
 import os
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -73,13 +74,14 @@ from transformers import (  # noqa: E402
     TrainingArguments,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _hf_baselines import Encoded, encode_like_run_ner, first_output, word_tags  # noqa: E402
 from biotune import metrics  # noqa: E402
 from biotune.config import TrainConfig  # noqa: E402
 from biotune.data.examples import Question, TaggedSentence  # noqa: E402
 from biotune.data.loading import load_dataset  # noqa: E402
 from biotune.models import resolve_model_path  # noqa: E402
 from biotune.runs import build_context, resolve_config  # noqa: E402
-from biotune.tasks.base import IGNORE_INDEX  # noqa: E402
 from biotune.training import train_seed  # noqa: E402
 
 DATASET = "ncbi-disease"
@@ -226,41 +228,6 @@ def run_biotune(settings: Settings, seed: int, shape: ModelShape, system: str = 
 # --- the Hugging Face baselines ------------------------------------------------------------------------
 
 
-@dataclass
-class Encoded:
-    """run_ner.py's tokenize_and_align_labels, plus which word each labelled position stands for."""
-
-    items: list[dict[str, Any]]
-    words_of_labels: list[list[int]]
-
-
-def encode_like_run_ner(
-    sentences: Sequence[TaggedSentence], tokenizer: Any, label_ids: dict[str, int], max_length: int
-) -> Encoded:
-    encoded = tokenizer(
-        [list(s.words) for s in sentences], truncation=True, max_length=max_length, is_split_into_words=True
-    )
-    items: list[dict[str, Any]] = []
-    words_of_labels: list[list[int]] = []
-    for i, sentence in enumerate(sentences):
-        labels: list[int] = []
-        words: list[int] = []
-        previous = None
-        for word in encoded.word_ids(batch_index=i):
-            if word is not None and word != previous:
-                labels.append(label_ids[sentence.tags[word]])
-                words.append(word)
-            else:
-                labels.append(IGNORE_INDEX)
-            previous = word
-        item = {key: encoded[key][i] for key in encoded}
-        item["labels"] = labels
-        item["index"] = i  # read (and removed) by CountingCollator; never reaches the model
-        items.append(item)
-        words_of_labels.append(words)
-    return Encoded(items, words_of_labels)
-
-
 class CountingCollator:
     """run_ner.py's collator, counting real tokens and padded positions per phase.
 
@@ -314,16 +281,8 @@ def word_level_f1(
     gold = [list(s.tags) for s in dev]
 
     def compute(prediction: EvalPrediction) -> dict[str, float]:
-        logits = (
-            prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        )
-        argmax = np.asarray(logits).argmax(-1)
-        label_rows = np.asarray(prediction.label_ids)
-        predicted = [["O"] * len(s.words) for s in dev]
-        for row, sentence in enumerate(counting.eval_order):
-            positions = np.flatnonzero(label_rows[row] != IGNORE_INDEX)
-            for position, word in zip(positions, encoded.words_of_labels[sentence], strict=True):
-                predicted[sentence][word] = labels[argmax[row, position]]
+        logits = first_output(prediction.predictions)
+        predicted = word_tags(dev, labels, encoded, logits, prediction.label_ids, counting.eval_order)
         return {"f1": float(metrics.compute(DATASET, gold, predicted)["score"])}
 
     return compute

