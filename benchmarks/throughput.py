@@ -182,10 +182,12 @@ def model_shape(model: nn.Module) -> ModelShape:
 # --- biotune ------------------------------------------------------------------------------------------
 
 
-def run_biotune(settings: Settings, seed: int, shape: ModelShape, system: str = "biotune") -> RunResult:
-    started = time.perf_counter()
+def train_biotune(
+    dataset: str, settings: Settings | LongSettings, limit: int | None, seed: int, system: str
+) -> tuple[Any, Any]:
+    """One biotune seed as the baselines run theirs: the final model scored on dev (no test)."""
     config = TrainConfig(
-        dataset=DATASET,
+        dataset=dataset,
         data_dir=settings.data_dir,
         model=settings.model,
         seeds=[seed],
@@ -195,7 +197,7 @@ def run_biotune(settings: Settings, seed: int, shape: ModelShape, system: str = 
         warmup_ratio=settings.warmup_ratio,
         weight_decay=settings.weight_decay,
         max_length=settings.max_length,
-        limit_train=settings.sentences,
+        limit_train=limit,
         checkpoint="last",  # the final model, as the Trainer baselines report it
         device="cpu",
         precision=PRECISION[system],
@@ -205,7 +207,13 @@ def run_biotune(settings: Settings, seed: int, shape: ModelShape, system: str = 
     ctx.test = None  # the baselines score dev only
     outcome = train_seed(ctx, seed)
     if outcome.dev is None:  # diverged; a collapsed seed (a short run's F1 of 0) still counts
-        raise RuntimeError(f"biotune seed {seed} failed: {outcome.error}")
+        raise RuntimeError(f"{system} seed {seed} failed: {outcome.error}")
+    return ctx, outcome
+
+
+def run_biotune(settings: Settings, seed: int, shape: ModelShape, system: str = "biotune") -> RunResult:
+    started = time.perf_counter()
+    ctx, outcome = train_biotune(DATASET, settings, settings.sentences, seed, system)
     meter = outcome.throughput
     lengths = ctx.train.features.lengths * len(outcome.history)
     return RunResult(
@@ -378,28 +386,7 @@ class LongResult:
 
 def run_long_biotune(settings: LongSettings, seed: int, system: str) -> LongResult:
     started = time.perf_counter()
-    config = TrainConfig(
-        dataset=LONG_DATASET,
-        data_dir=settings.data_dir,
-        model=settings.model,
-        seeds=[seed],
-        epochs=settings.epochs,
-        batch_size=settings.batch_size,
-        learning_rate=settings.learning_rate,
-        warmup_ratio=settings.warmup_ratio,
-        weight_decay=settings.weight_decay,
-        max_length=settings.max_length,
-        limit_train=settings.examples,
-        checkpoint="last",
-        device="cpu",
-        precision=PRECISION[system],
-        save_model=False,
-    )
-    ctx = build_context(resolve_config(config))
-    ctx.test = None
-    outcome = train_seed(ctx, seed)
-    if outcome.dev is None:
-        raise RuntimeError(f"{system} seed {seed} diverged: {outcome.error}")
+    _, outcome = train_biotune(LONG_DATASET, settings, settings.examples, seed, system)
     meter = outcome.throughput
     return LongResult(
         system=system,
