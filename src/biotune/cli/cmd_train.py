@@ -11,6 +11,7 @@ from rich.table import Table
 
 from biotune.cli.app import app, console, quiet_transformers
 from biotune.config import load_train_config, parse_seeds
+from biotune.formatting import std_text
 
 
 def _fmt(value: float | None) -> str:
@@ -35,8 +36,9 @@ def print_results(results: dict[str, Any]) -> None:
         )
     console.print(table)
     summary = results["summary"]
+    std = std_text(summary["std"], summary["n_ok"])
     console.print(
-        f"{summary['split']} score: mean {_fmt(summary['mean'])} ± {_fmt(summary['std'])} "
+        f"{summary['split']} score: mean {_fmt(summary['mean'])} ± {std} "
         f"(min {_fmt(summary['min'])}, max {_fmt(summary['max'])}), "
         f"ok {summary['n_ok']}, failed {summary['failed']}"
     )
