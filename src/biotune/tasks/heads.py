@@ -113,7 +113,7 @@ class Head:
             "from transformers import pipeline\n\n"
             f'classify = pipeline("{self.pipeline_tag}", model="{folder}", '
             f"top_k=None{self._pipeline_options()})\n"
-            f"print(classify({call}, truncation={truncation}))\n"
+            f"print(classify([{call}], truncation={truncation}))  # per input, every label with its score\n"
         )
 
     def _pipeline_options(self) -> str:
