@@ -511,28 +511,7 @@ def _transformers_usage(
 
 def _pipeline_usage(card: dict[str, Any], task: type[Task], head: Head, placeholders: list[str]) -> list[str]:
     example = task.card_example(placeholders)
-    if head.pooled:
-        code = head.pipeline_snippet(example, FOLDER_PLACEHOLDER, task.snippet_truncation)
-        notes = [
-            "`top_k=None` gives every label with its score, as `biotune predict`'s `probabilities`; the "
-            f"tokenizer truncates at the {card['max_length']} sub-tokens the model was trained with."
-        ]
-    else:
-        example = example.replace(" .", ".")  # raw text, as biotune predict takes it
-        code = head.pipeline_snippet(example, FOLDER_PLACEHOLDER, task.snippet_truncation)
-        notes = [
-            "The entities are `biotune predict`'s (the tests compare them on real abstracts): the same words "
-            "(the pipeline's `first` strategy joins a word's `##` sub-tokens, and the tokenizer splits at "
-            "whitespace and at every punctuation mark, as biotune and the BLURB files do), the same spans "
-            "(an entity starts at a `B` tag or at an `I` after `O`), the same score (the mean over the words "
-            "of the first sub-token's probability) and label (`entity_group`, the type in `id2label`).",
-            "Where they differ: biotune cuts a text into sentences and tags each alone, as the model was "
-            "trained, so the code above feeds the pipeline one sentence at a time; a whole abstract in one "
-            "call is tagged in one context and gives other entities. A sentence longer than "
-            f"{card['max_length']} sub-tokens is cut there by the pipeline, while biotune tags it in "
-            "overlapping windows. The pipeline's `word` is the tokenizer's decoding (lower-cased for an "
-            "uncased model); `text[start:end]` is the surface text, biotune's `text`.",
-        ]
+    code = head.pipeline_snippet(example, FOLDER_PLACEHOLDER, task.snippet_truncation)
     return [
         "## Use it with the transformers pipeline",
         "",
@@ -540,7 +519,7 @@ def _pipeline_usage(card: dict[str, Any], task: type[Task], head: Head, placehol
         code.rstrip("\n"),
         "```",
         "",
-        *notes,
+        *head.pipeline_notes(int(card["max_length"])),
         "",
     ]
 

@@ -116,6 +116,13 @@ class Head:
             f"print(classify([{call}], truncation={truncation}))  # per input, every label with its score\n"
         )
 
+    def pipeline_notes(self, max_length: int) -> list[str]:
+        """Lines the model card adds below the pipeline code: how its output relates to biotune's."""
+        return [
+            "`top_k=None` gives every label with its score, as `biotune predict`'s `probabilities`; the "
+            f"tokenizer truncates at the {max_length} sub-tokens the model was trained with."
+        ]
+
     def _pipeline_options(self) -> str:
         return ""
 
@@ -173,7 +180,23 @@ class TokenHead(Head):
         return _token_snippet(max_length, example, folder)
 
     def pipeline_snippet(self, example: Any, folder: str, truncation: str) -> str:
-        return TOKEN_PIPELINE_SNIPPET.replace("FOLDER", folder).replace("EXAMPLE", repr(example))
+        raw = example.replace(" .", ".")  # raw text, as biotune predict takes it
+        return TOKEN_PIPELINE_SNIPPET.replace("FOLDER", folder).replace("EXAMPLE", repr(raw))
+
+    def pipeline_notes(self, max_length: int) -> list[str]:
+        return [
+            "The entities are `biotune predict`'s (the tests compare them on real abstracts): the same words "
+            "(the pipeline's `first` strategy joins a word's `##` sub-tokens, and the tokenizer splits at "
+            "whitespace and at every punctuation mark, as biotune and the BLURB files do), the same spans "
+            "(an entity starts at a `B` tag or at an `I` after `O`), the same score (the mean over the words "
+            "of the first sub-token's probability) and label (`entity_group`, the type in `id2label`).",
+            "Where they differ: biotune cuts a text into sentences and tags each alone, as the model was "
+            "trained, so the code above feeds the pipeline one sentence at a time; a whole abstract in one "
+            f"call is tagged in one context and can give other entities. A sentence longer than {max_length} "
+            "sub-tokens is cut there by the pipeline, while biotune tags it in overlapping windows. The "
+            "pipeline's `word` is the tokenizer's decoding (lower-cased for an uncased model); "
+            "`text[start:end]` is the surface text, biotune's `text`.",
+        ]
 
     def snippet_notes(self, max_length: int) -> list[str]:
         return [
