@@ -142,7 +142,7 @@ def export_onnx(folder: Path, quantize: str | None = None) -> OnnxExport:
                 output_names=[OUTPUT_NAME],
                 dynamic_axes={**sequence_axes, **output_axes},
                 opset_version=OPSET,
-                dynamo=False,
+                **_torchscript_exporter(),
             )
         if quantize == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -160,6 +160,13 @@ def export_onnx(folder: Path, quantize: str | None = None) -> OnnxExport:
     card["onnx"] = {"file": ONNX_FILE, "opset": OPSET, "inputs": names, "quantization": quantize}
     (folder / BIOTUNE_MODEL_FILE).write_text(json.dumps(card, indent=2, default=str), encoding="utf-8")
     return OnnxExport(target, names, quantize, difference)
+
+
+def _torchscript_exporter() -> dict[str, Any]:
+    """`dynamo=False` where torch has the choice (2.5 on; the default from 2.9 is the dynamo exporter)."""
+    import inspect
+
+    return {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
 
 
 def _is_pooled(card: dict[str, Any]) -> bool:
