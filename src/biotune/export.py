@@ -241,7 +241,7 @@ def model_card(
             f"Fine-tuned from `{base}` on **{dataset}** with biotune "
             f"{(card.get('versions') or {}).get('biotune', '')}: the best model of the study "
             f"`{study.name}`. The study trained {len(study.compared)} technique(s) with "
-            f"{len(cell.runs)} seed(s) each setting; this is technique **{cell.technique}** at the setting "
+            f"{len(cell.runs)} seed(s) per setting; this is technique **{cell.technique}** at the setting "
             "with the best mean dev score over its successful seeds (the study report's rule, so one lucky "
             f"seed of an unstable technique is not picked), and **seed {seed}**, that setting's best-dev "
             "seed. "
