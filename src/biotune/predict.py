@@ -277,9 +277,9 @@ class Predictor:
         folder = Path(folder)
         card = load_saved_card(folder)
         if choose_backend(folder, card, backend, device) == "onnx":
-            from biotune.onnx_model import OnnxModel
+            from biotune.onnx_model import ONNX_FILE, OnnxModel
 
-            model: nn.Module = OnnxModel(folder / card["onnx"]["file"])
+            model: nn.Module = OnnxModel(folder / ONNX_FILE)
             recipe = inference_recipe("cpu", "fp32")
             return cls(model, load_saved_tokenizer(folder), card, folder, recipe, batch_size, threshold)
         model, tokenizer, card = load_saved_model(folder)
@@ -446,16 +446,16 @@ def entity_type_of(card: dict[str, Any]) -> str:
 
 def choose_backend(folder: Path, card: dict[str, Any], backend: str, device: str) -> str:
     """`torch` or `onnx` for a model folder (see `Predictor.from_folder`)."""
-    from biotune.onnx_model import onnx_available, require_onnxruntime
+    from biotune.onnx_model import ONNX_FILE, onnx_available, require_onnxruntime
 
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    onnx_file = (card.get("onnx") or {}).get("file")
-    exported = onnx_file is not None and (folder / onnx_file).is_file()
+    # the file name is biotune's own, never read from the (untrusted) card
+    exported = bool(card.get("onnx")) and (folder / ONNX_FILE).is_file()
     if backend == "torch" or (backend == "auto" and not exported):
         return "torch"
     if backend == "onnx":
-        require_onnxruntime("--backend onnx")
+        require_onnxruntime("--backend onnx", ("onnxruntime",))
         if not exported:
             raise ConfigError(
                 f"{folder}: no ONNX model here; write one with `biotune export RUN --to DIR --format onnx`"
