@@ -72,7 +72,9 @@ def test_token_model_export_matches_biotune_predict(
         p.name for p in folder.iterdir()
     }
     config = json.loads((folder / "config.json").read_text())
-    assert config["id2label"] == {"0": "B", "1": "I", "2": "O"}
+    # untyped B/I tags get an entity type (own files: ENTITY), so a pipeline's groups do not read LABEL_1
+    assert config["id2label"] == {"0": "B-ENTITY", "1": "I-ENTITY", "2": "O"}
+    assert json.loads((folder / "tokenizer_config.json").read_text())["model_max_length"] == 64
 
     snippet = card_code(folder, monkeypatch)
     exported = load(folder)
@@ -82,7 +84,8 @@ def test_token_model_export_matches_biotune_predict(
         ours = exported.probabilities([text])[0]
         assert plain.shape == ours.shape == (len(words), 3)
         np.testing.assert_allclose(plain, ours, atol=1e-5)
-        assert snippet["predict"](words) == [exported.labels[k] for k in ours.argmax(axis=-1)]
+        hub_names = [config["id2label"][str(k)] for k in ours.argmax(axis=-1)]
+        assert snippet["predict"](words) == hub_names
     assert exported.predict(NER_SENTENCES) == load(ner_run, seed=0).predict(NER_SENTENCES)
     cli = CliRunner().invoke(app, ["predict", str(folder), "--text", NER_SENTENCES[1]])
     assert cli.exit_code == 0, cli.output

@@ -100,14 +100,26 @@ def resolve_model_folder(path: Path | str, seed: Seed = "best") -> Path:
 
 
 def load(
-    path: Path | str, seed: Seed = "best", device: str = "auto", batch_size: int = 32, threshold: float = 0.5
+    path: Path | str,
+    seed: Seed = "best",
+    device: str = "auto",
+    batch_size: int = 32,
+    threshold: float = 0.5,
+    backend: str = "auto",
 ) -> Predictor:
     """A trained model ready to predict, e.g.
 
     predictor = biotune.load("runs/NCBI-disease")            # the best seed of a run folder
     predictor.predict(["Mutations in BRCA1 cause breast cancer."])
     # [{"text": "Mutations in BRCA1 cause breast cancer.", "entities": [{"start": 30, ...}]}]
+
+    backend: `auto` runs an exported model.onnx with onnxruntime where there is one, `torch` or `onnx`
+    force one (see `Predictor.from_folder`).
     """
     return Predictor.from_folder(
-        resolve_model_folder(path, seed), device=device, batch_size=batch_size, threshold=threshold
+        resolve_model_folder(path, seed),
+        device=device,
+        batch_size=batch_size,
+        threshold=threshold,
+        backend=backend,
     )

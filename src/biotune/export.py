@@ -20,15 +20,28 @@ from typing import Any
 
 from biotune.api import Seed, parse_seed, select_seed
 from biotune.errors import ConfigError
+from biotune.formatting import std_text
 from biotune.models import BIOTUNE_MODEL_FILE, HEAD_FILE, MODEL_ALIASES
+from biotune.onnx_model import ONNX_FILE, QUANTIZATIONS, OnnxExport, export_onnx, require_onnxruntime
 from biotune.run_folder import RESULTS_FILE, read_results, seed_model_folder
+from biotune.study.store import STORE_FILE
 from biotune.tasks import Head, Task, get_head, task_class
 from biotune.tasks.placeholders import PLACEHOLDER_PATTERN
 
 CARD_FILE = "README.md"
 FOLDER_PLACEHOLDER = "path/to/this/folder"
 ALIAS_HUB_IDS = {"minilm-l6": "sentence-transformers/all-MiniLM-L6-v2"}
+EXPORT_FORMATS = ("hf", "onnx")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@dataclass(frozen=True)
+class StudyEvidence:
+    """What a study says about the exported model: its setting's every seed, and the techniques beside it."""
+
+    name: str
+    best: Any  # biotune.report.tables.BestModel
+    compared: list[Any]  # CellSummary of every technique of the same model x dataset, the best one included
 
 
 @dataclass(frozen=True)
@@ -37,13 +50,43 @@ class ExportResult:
     seed: int
     source: Path
     selected_as_best: bool
+    study: StudyEvidence | None = None
+    onnx: OnnxExport | None = None
 
 
 def export_model(
-    run_dir: Path | str, to: Path | str, seed: Seed = "best", overwrite: bool = False
+    run_dir: Path | str,
+    to: Path | str,
+    seed: Seed = "best",
+    overwrite: bool = False,
+    export_format: str = "hf",
+    quantize: str | None = None,
+    model: str | None = None,
+    dataset: str | None = None,
 ) -> ExportResult:
-    """Copy one seed's model out of a run folder and write its model card."""
+    """Copy one seed's model out of a run folder (or a study's best model) and write its model card.
+
+    export_format: `hf` (the Hugging Face folder) or `onnx` (the same folder plus model.onnx; quantize
+    `int8` makes that model int8). model/dataset: in a study folder, which model x dataset's best model.
+    """
     run_dir, to = Path(run_dir).expanduser(), Path(to).expanduser()
+    if export_format not in EXPORT_FORMATS:
+        raise ConfigError(
+            f"unknown export format {export_format!r}; choose one of {', '.join(EXPORT_FORMATS)}"
+        )
+    if quantize is not None and export_format != "onnx":
+        raise ConfigError("--quantize applies to --format onnx")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ConfigError(f"unknown quantization {quantize!r}; choose {', '.join(QUANTIZATIONS)}")
+    if export_format == "onnx":
+        require_onnxruntime()  # before any copying
+    study = None
+    if (run_dir / STORE_FILE).is_file():
+        study = study_evidence(run_dir, seed, model, dataset)
+        chosen = study.best.run.seed
+        run_dir = run_dir / study.best.run.run_dir
+    elif model is not None or dataset is not None:
+        raise ConfigError(f"{run_dir}: --model and --dataset choose within a study folder ({STORE_FILE})")
     if not (run_dir / RESULTS_FILE).is_file():
         hint = (
             " (this is a model folder; give the run folder above it)"
@@ -51,20 +94,86 @@ def export_model(
             else ""
         )
         raise ConfigError(
-            f"{run_dir}: not a run folder (no {RESULTS_FILE}){hint}: export reads the run's per-seed "
-            "scores for the model card; give the folder `biotune train` wrote"
+            f"{run_dir}: not a run folder (no {RESULTS_FILE}) nor a study folder (no {STORE_FILE}){hint}: "
+            "export reads the per-seed scores for the model card; give the folder `biotune train` or "
+            "`biotune study` wrote"
         )
-    chosen = select_seed(run_dir, seed)
+    if study is None:
+        chosen = select_seed(run_dir, seed)
     source = seed_model_folder(run_dir, chosen)
+    if not (source / BIOTUNE_MODEL_FILE).is_file():
+        raise ConfigError(
+            f"{source}: the study's best model was not kept (no {BIOTUNE_MODEL_FILE}); rerun the study "
+            "with save_model on to export it"
+        )
     _prepare_target(to, source, overwrite)
     shutil.copytree(source, to, dirs_exist_ok=True)
     results = read_results(run_dir)
     card = json.loads((source / BIOTUNE_MODEL_FILE).read_text(encoding="utf-8"))
-    selected_as_best = parse_seed(seed) is None
+    _hub_config(to, card)
+    onnx = export_onnx(to, quantize) if export_format == "onnx" else None
+    if onnx is not None:
+        card = json.loads((to / BIOTUNE_MODEL_FILE).read_text(encoding="utf-8"))
+    selected_as_best = study is not None or parse_seed(seed) is None
     (to / CARD_FILE).write_text(
-        model_card(results, card, chosen, placeholders_of(source), selected_as_best), encoding="utf-8"
+        model_card(results, card, chosen, placeholders_of(source), selected_as_best, study), encoding="utf-8"
     )
-    return ExportResult(to, chosen, source, selected_as_best)
+    return ExportResult(to, chosen, source, selected_as_best, study, onnx)
+
+
+def study_evidence(study_dir: Path, seed: Seed, model: str | None, dataset: str | None) -> StudyEvidence:
+    """The study's best model for one model x dataset, picked by the report's rule (`best_models`)."""
+    from biotune.report.tables import best_models, summarize_cells
+    from biotune.study.store import StudyStore
+
+    if parse_seed(seed) is not None:
+        raise ConfigError(
+            f"{study_dir}: --seed chooses among the seeds of a run folder; a study's model is its best "
+            "(the report's rule). For another seed, export the run folder under runs/ it lives in"
+        )
+    with StudyStore(study_dir, read_only=True) as store:
+        records = store.runs()
+    cells = summarize_cells(records)
+    bests = [
+        b
+        for b in best_models(cells)
+        if (model is None or b.run.model == model) and (dataset is None or b.run.dataset == dataset)
+    ]
+    if not bests:
+        asked = ", ".join(f"{k} {v!r}" for k, v in (("model", model), ("dataset", dataset)) if v) or "any"
+        have = ", ".join(
+            sorted({f"--model {b.run.model} --dataset {b.run.dataset}" for b in best_models(cells)})
+        )
+        raise ConfigError(
+            f"{study_dir}: no finished run with a dev score for {asked}"
+            + (f"; the study has: {have}" if have else "; let the study finish first")
+        )
+    if len(bests) > 1:
+        choices = "; ".join(f"--model {b.run.model} --dataset {b.run.dataset}" for b in bests)
+        raise ConfigError(f"{study_dir}: the study has {len(bests)} best models; choose one: {choices}")
+    best = bests[0]
+    compared = [c for c in cells if (c.model, c.dataset) == (best.run.model, best.run.dataset)]
+    return StudyEvidence(study_dir.resolve().name, best, compared)
+
+
+def _hub_config(folder: Path, card: dict[str, Any]) -> None:
+    """config.json's label names as `transformers.pipeline` shows them (typed entity tags), and the
+    tokenizer's max length the one the model was trained with (the pipeline truncates there)."""
+    from biotune.predict import entity_type_of
+
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if "id2label" in config and card.get("labels"):
+        names = task_class(card["task_type"]).hub_labels(card["labels"], entity_type_of(card))
+        if len(names) == len(config["id2label"]):
+            config["id2label"] = {str(i): name for i, name in enumerate(names)}
+            config["label2id"] = {name: i for i, name in enumerate(names)}
+            config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    tokenizer_path = folder / "tokenizer_config.json"
+    if tokenizer_path.is_file():
+        settings = json.loads(tokenizer_path.read_text(encoding="utf-8"))
+        settings["model_max_length"] = int(card["max_length"])
+        tokenizer_path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
 
 def _prepare_target(to: Path, source: Path, overwrite: bool) -> None:
@@ -97,7 +206,12 @@ def placeholders_of(folder: Path) -> list[str]:
 
 
 def model_card(
-    results: dict[str, Any], card: dict[str, Any], seed: int, placeholders: list[str], selected_as_best: bool
+    results: dict[str, Any],
+    card: dict[str, Any],
+    seed: int,
+    placeholders: list[str],
+    selected_as_best: bool,
+    study: StudyEvidence | None = None,
 ) -> str:
     config = results.get("config") or card.get("config") or {}
     task, head = task_class(card["task_type"]), get_head(card["head"])
@@ -107,31 +221,52 @@ def model_card(
     mean = card.get("pooling") == "mean" and head.pooled
     siamese = card.get("pair_encoding") == "siamese"
     lines = _front_matter(name, head, base)
-    lines += [
-        f"# {dataset}: {task.description}",
-        "",
-        f"Fine-tuned from `{base}` on **{dataset}** with biotune "
-        f"{(card.get('versions') or {}).get('biotune', '')}. This folder is **seed {seed}** of a "
-        f"{len(results['seeds'])}-seed run, "
-        + (
-            "chosen as the successful seed with the best dev score."
-            if selected_as_best
-            else "chosen by hand."
-        )
-        + " Every seed of the run, failed ones included, is listed under Results.",
-        "",
-        "## Training",
-        "",
-        "| setting | value |",
-        "|---|---|",
-    ]
-    lines += [f"| {name} | {value} |" for name, value in _settings(dataset, results, card, config, base)]
-    lines += ["", *_results_section(results, seed, task), ""]
+    lines += [f"# {dataset}: {task.description}", ""]
+    if study is None:
+        lines += [
+            f"Fine-tuned from `{base}` on **{dataset}** with biotune "
+            f"{(card.get('versions') or {}).get('biotune', '')}. This folder is **seed {seed}** of a "
+            f"{len(results['seeds'])}-seed run, "
+            + (
+                "chosen as the successful seed with the best dev score."
+                if selected_as_best
+                else "chosen by hand."
+            )
+            + " Every seed of the run, failed ones included, is listed under Results.",
+            "",
+        ]
+    else:
+        cell = study.best.cell
+        lines += [
+            f"Fine-tuned from `{base}` on **{dataset}** with biotune "
+            f"{(card.get('versions') or {}).get('biotune', '')}: the best model of the study "
+            f"`{study.name}`. The study trained {len(study.compared)} technique(s) with "
+            f"{len(cell.runs)} seed(s) per setting; this is technique **{cell.technique}** at the setting "
+            "with the best mean dev score over its successful seeds (the study report's rule, so one lucky "
+            f"seed of an unstable technique is not picked), and **seed {seed}**, that setting's best-dev "
+            "seed. "
+            "Every seed of the setting, failed ones included, and the other techniques are under Results.",
+            "",
+        ]
+    lines += ["## Training", "", "| setting | value |", "|---|---|"]
+    settings = _settings(dataset, results, card, config, base)
+    if study is not None:  # the run folder holds one seed; the setting is all of them
+        seeds = ", ".join(str(r.seed) for r in sorted(study.best.cell.runs, key=lambda r: r.seed))
+        settings = [row for row in settings if row[0] != "seeds"] + [("seeds", seeds)]
+    lines += [f"| {name} | {value} |" for name, value in settings]
+    if study is None:
+        lines += ["", *_results_section(results, seed, task), ""]
+    else:
+        lines += ["", *_study_results_section(results, seed, task, study), ""]
     lines += _labels_section(card, head, placeholders)
     lines += _biotune_usage(task, placeholders)
     lines += (
         _siamese_usage(card, task) if siamese else _transformers_usage(card, task, head, placeholders, mean)
     )
+    if not (siamese or mean):
+        lines += _pipeline_usage(card, task, head, placeholders)
+    if card.get("onnx"):
+        lines += _onnx_usage(card)
     lines += ["## Versions", "", "| package | version |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in (card.get("versions") or results.get("versions") or {}).items()]
     return "\n".join(lines) + "\n"
@@ -192,10 +327,7 @@ def _fmt(value: Any) -> str:
 
 
 def _results_section(results: dict[str, Any], seed: int, task: type[Task]) -> list[str]:
-    from biotune.data.registry import get_spec
-
-    config = results.get("config") or {}
-    metric = get_spec(results["dataset"]).metric if config.get("dataset") else task.metric_name
+    metric = _metric_name(results, task)
     lines = [
         "## Results",
         "",
@@ -220,7 +352,8 @@ def _results_section(results: dict[str, Any], seed: int, task: type[Task]) -> li
         if summary["mean"] is None:
             lines.append(f"- {summary['split']}: no successful seed; {summary['failed']} of {total} failed.")
         else:
-            mean, std, low, high = (_fmt(summary[key]) for key in ("mean", "std", "min", "max"))
+            mean, low, high = (_fmt(summary[key]) for key in ("mean", "min", "max"))
+            std = std_text(summary["std"], summary["n_ok"])
             lines.append(
                 f"- {summary['split']}: mean {mean} ± {std} (sample std) over {summary['n_ok']} successful "
                 f"seed(s), min {low}, max {high}; failed runs: {summary['failed']} of {total}."
@@ -240,6 +373,69 @@ def _results_section(results: dict[str, Any], seed: int, task: type[Task]) -> li
         "A failed seed ended no better than the trivial baseline or diverged; it counts in the "
         "failure rate and stays out of the mean.",
     ]
+    return lines
+
+
+def _metric_name(results: dict[str, Any], task: type[Task]) -> str:
+    from biotune.data.registry import get_spec
+
+    config = results.get("config") or {}
+    return get_spec(results["dataset"]).metric if config.get("dataset") else task.metric_name
+
+
+def _stats_text(stats: Any) -> str:
+    return "-" if stats.mean is None else f"{_fmt(stats.mean)} ± {std_text(stats.std, stats.n)}"
+
+
+def _study_results_section(
+    results: dict[str, Any], seed: int, task: type[Task], study: StudyEvidence
+) -> list[str]:
+    """The exported setting's every seed with mean ± std and failures, then the other techniques."""
+    from biotune.study.grid import setting_text
+
+    cell = study.best.cell
+    lines = [
+        "## Results",
+        "",
+        f"Metric: {_metric_name(results, task)}, in percent (dev selects the checkpoint; test is held out). "
+        f"Study `{study.name}`, technique `{cell.technique}`, setting "
+        f"{setting_text(cell.hyperparameters, cell.resolved)}.",
+        "",
+        "| seed | status | dev | test | note |",
+        "|---|---|---|---|---|",
+    ]
+    for run in sorted(cell.runs, key=lambda r: r.seed):
+        marker = " **(this model)**" if run.seed == seed else ""
+        status = "error" if run.crashed else str(run.status)
+        note = (run.error or "").replace("|", "/").replace("\n", " ")[:200]
+        lines.append(
+            f"| {run.seed}{marker} | {status} | {_fmt(run.dev_score)} | {_fmt(run.test_score)} | {note} |"
+        )
+    lines += [
+        "",
+        f"- dev: mean {_stats_text(cell.dev)}, test: mean {_stats_text(cell.test)} (sample std) over the "
+        f"{cell.finished} finished seed(s), failed ones included as in the study report; failed runs: "
+        f"{cell.failed} of {cell.finished}"
+        + (f"; {cell.crashed} raised an error (no score)" if cell.crashed else "")
+        + (f"; {cell.pending} not finished" if cell.pending else "")
+        + ".",
+        "",
+        "A failed seed ended no better than the trivial baseline or diverged: it counts in the mean, the std "
+        "and the failure rate, since it is what fine-tuning this way can give.",
+        "",
+        f"### Techniques compared in `{study.name}` ({cell.model}, {cell.dataset})",
+        "",
+        "Each technique at its own best setting (mean dev over its successful seeds).",
+        "",
+        "| technique | setting | seeds | failed | dev mean ± std | test mean ± std |",
+        "|---|---|---|---|---|---|",
+    ]
+    for other in study.compared:
+        marker = " **(this model)**" if other.technique == cell.technique else ""
+        lines.append(
+            f"| {other.technique}{marker} | {setting_text(other.hyperparameters, other.resolved)} | "
+            f"{other.finished} | {other.failed} | {_stats_text(other.dev)} | {_stats_text(other.test)} |"
+        )
     return lines
 
 
@@ -311,6 +507,43 @@ def _transformers_usage(
             "Mask the two entities with the placeholders listed under Labels, as in the training data."
         )
     return [*lines, ""]
+
+
+def _pipeline_usage(card: dict[str, Any], task: type[Task], head: Head, placeholders: list[str]) -> list[str]:
+    example = task.card_example(placeholders)
+    code = head.pipeline_snippet(example, FOLDER_PLACEHOLDER, task.snippet_truncation)
+    return [
+        "## Use it with the transformers pipeline",
+        "",
+        "```python",
+        code.rstrip("\n"),
+        "```",
+        "",
+        *head.pipeline_notes(int(card["max_length"])),
+        "",
+    ]
+
+
+def _onnx_usage(card: dict[str, Any]) -> list[str]:
+    onnx = card["onnx"]
+    precision = "int8 (onnxruntime dynamic quantization)" if onnx.get("quantization") == "int8" else "fp32"
+    inputs = ", ".join(f"`{name}`" for name in onnx["inputs"])
+    return [
+        "## ONNX",
+        "",
+        f"`{ONNX_FILE}` is the whole model ({precision}, opset {onnx['opset']}, dynamic batch and sequence "
+        f"axes): inputs {inputs} as the tokenizer makes them (int64), output `logits`. `biotune predict` "
+        "and `biotune.load` run it with onnxruntime when it is here (`--backend torch` for the safetensors "
+        "weights).",
+        "",
+        "```python",
+        "import onnxruntime",
+        "",
+        f'session = onnxruntime.InferenceSession("{FOLDER_PLACEHOLDER}/{ONNX_FILE}")',
+        "print([node.name for node in session.get_inputs()])",
+        "```",
+        "",
+    ]
 
 
 def _siamese_usage(card: dict[str, Any], task: type[Task]) -> list[str]:

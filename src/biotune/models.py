@@ -290,16 +290,28 @@ def save_model(
     (folder / BIOTUNE_MODEL_FILE).write_text(json.dumps(card, indent=2, default=str), encoding="utf-8")
 
 
-def load_saved_model(folder: Path) -> tuple[nn.Module, PreTrainedTokenizerBase, dict[str, Any]]:
-    """Load a model folder written by `save_model` (no pickle: safetensors only)."""
+def load_saved_card(folder: Path) -> dict[str, Any]:
+    """A saved model folder's biotune_model.json."""
     card_path = folder / BIOTUNE_MODEL_FILE
     if not card_path.is_file():
         raise ConfigError(f"{folder}: not a biotune model folder (no {BIOTUNE_MODEL_FILE})")
-    card = json.loads(card_path.read_text(encoding="utf-8"))
+    return json.loads(card_path.read_text(encoding="utf-8"))
+
+
+def load_saved_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
     # a saved folder may come from anyone: without trust_remote_code=False, transformers would ask
     # on the terminal whether to run the code an edited config.json points to
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False, use_fast=True)
+        return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False, use_fast=True)
+    except (OSError, ValueError) as exc:
+        raise model_load_error("the tokenizer of saved model", str(folder), exc) from exc
+
+
+def load_saved_model(folder: Path) -> tuple[nn.Module, PreTrainedTokenizerBase, dict[str, Any]]:
+    """Load a model folder written by `save_model` (no pickle: safetensors only)."""
+    card = load_saved_card(folder)
+    tokenizer = load_saved_tokenizer(folder)
+    try:
         head = get_head(card["head"])
         labels: list[str] = card["labels"]
         if card.get("pair_encoding") == "siamese":

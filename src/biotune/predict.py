@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ DATASET_ENTITY_TYPES: dict[str, str] = {
 TEXT_FIELDS = ("text", "sentence")
 JSONL_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json"})
 INPUT_FORMATS = ("auto", "text", "jsonl")
+BACKENDS = ("auto", "torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -253,25 +255,43 @@ class Predictor:
         self.task: Task = get_task(card["task_type"], card["labels"], card.get("negative_label"), options)
         self.max_length = int(card["max_length"])
         self.placeholders = known_placeholders(tokenizer) if self.task.entity_placeholders else []
-        registry_dataset = (card.get("config") or {}).get("dataset")
-        self.entity_type = (
-            DATASET_ENTITY_TYPES.get(card.get("dataset", ""), DEFAULT_ENTITY_TYPE)
-            if registry_dataset
-            else DEFAULT_ENTITY_TYPE
-        )
+        self.entity_type = entity_type_of(card)
 
     @classmethod
     def from_folder(
-        cls, folder: Path, device: str = "auto", batch_size: int = 32, threshold: float = 0.5
+        cls,
+        folder: Path,
+        device: str = "auto",
+        batch_size: int = 32,
+        threshold: float = 0.5,
+        backend: str = "auto",
     ) -> Predictor:
-        """A model folder written by `biotune train` (seed-N/model) or `biotune export`."""
-        from biotune.device import inference_recipe
-        from biotune.models import load_saved_model
+        """A model folder written by `biotune train` (seed-N/model) or `biotune export`.
 
-        model, tokenizer, card = load_saved_model(Path(folder))
+        backend: `torch`, `onnx` (the folder's model.onnx under onnxruntime, on the CPU), or `auto`: onnx
+        where `biotune export --format onnx` wrote a model.onnx and onnxruntime is installed, else torch.
+        """
+        from biotune.device import inference_recipe
+        from biotune.models import load_saved_card, load_saved_model, load_saved_tokenizer
+
+        folder = Path(folder)
+        card = load_saved_card(folder)
+        if choose_backend(folder, card, backend, device) == "onnx":
+            from biotune.onnx_model import ONNX_FILE, OnnxModel
+
+            model: nn.Module = OnnxModel(folder / ONNX_FILE)
+            recipe = inference_recipe("cpu", "fp32")
+            return cls(model, load_saved_tokenizer(folder), card, folder, recipe, batch_size, threshold)
+        model, tokenizer, card = load_saved_model(folder)
         # the precision the model was trained (and dev-selected) in
         recipe = inference_recipe(device, (card.get("config") or {}).get("precision", "fp32"))
-        return cls(model, tokenizer, card, Path(folder), recipe, batch_size, threshold)
+        return cls(model, tokenizer, card, folder, recipe, batch_size, threshold)
+
+    @property
+    def backend(self) -> str:
+        from biotune.onnx_model import OnnxModel
+
+        return "onnx" if isinstance(self.model, OnnxModel) else "torch"
 
     @property
     def task_type(self) -> str:
@@ -282,7 +302,10 @@ class Predictor:
         return list(self.task.labels)
 
     def __repr__(self) -> str:
-        return f"Predictor(task_type={self.task_type!r}, labels={self.labels}, folder={str(self.folder)!r})"
+        return (
+            f"Predictor(task_type={self.task_type!r}, labels={self.labels}, folder={str(self.folder)!r}, "
+            f"backend={self.backend!r})"
+        )
 
     def predict(self, inputs: Sequence[InputValue | InputItem], threshold: float | None = None) -> list[Row]:
         """One row per input, in input order. Strings are texts; objects carry the task's fields."""
@@ -412,6 +435,42 @@ class Predictor:
         row: Row = {} if entry.row_id is None else {"id": entry.row_id}
         row.update(self.task.prediction_row(entry.task_input, scores, threshold, self.entity_type))
         return row
+
+
+def entity_type_of(card: dict[str, Any]) -> str:
+    """The label of a model's untyped entity tags: its registry dataset's entity type, else ENTITY."""
+    if not (card.get("config") or {}).get("dataset"):
+        return DEFAULT_ENTITY_TYPE
+    return DATASET_ENTITY_TYPES.get(card.get("dataset", ""), DEFAULT_ENTITY_TYPE)
+
+
+def choose_backend(folder: Path, card: dict[str, Any], backend: str, device: str) -> str:
+    """`torch` or `onnx` for a model folder (see `Predictor.from_folder`)."""
+    from biotune.onnx_model import ONNX_FILE, onnx_available, require_onnxruntime
+
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    # the file name is biotune's own, never read from the (untrusted) card
+    exported = bool(card.get("onnx")) and (folder / ONNX_FILE).is_file()
+    if backend == "torch" or (backend == "auto" and not exported):
+        return "torch"
+    if backend == "onnx":
+        require_onnxruntime("--backend onnx", ("onnxruntime",))
+        if not exported:
+            raise ConfigError(
+                f"{folder}: no ONNX model here; write one with `biotune export RUN --to DIR --format onnx`"
+            )
+    elif not onnx_available():
+        warnings.warn(
+            f"{folder} holds model.onnx but onnxruntime is not installed, so it runs with torch",
+            stacklevel=3,
+        )
+        return "torch"
+    if device not in ("auto", "cpu"):
+        raise ConfigError(
+            f"the ONNX backend runs on the CPU, not {device!r}: pass --backend torch to use {device}"
+        )
+    return "onnx"
 
 
 def _check_threshold(threshold: float) -> float:

@@ -252,7 +252,9 @@ def baseline_report(ctx: RunContext) -> dict[str, Any]:
 
 
 def summarize(seeds: list[dict[str, Any]], split: str) -> dict[str, Any]:
-    """Mean, sample std (n-1), min, max of the primary score over the successful seeds."""
+    """Mean, sample std (n-1), min, max of the primary score over the successful seeds.
+
+    The std of one seed is None: a single score has no spread (printed as `n/a`)."""
     scores = [s[split]["score"] for s in seeds if s["status"] == "ok" and s.get(split)]
     failed = sum(1 for s in seeds if s["status"] != "ok")
     if not scores:
@@ -268,7 +270,7 @@ def summarize(seeds: list[dict[str, Any]], split: str) -> dict[str, Any]:
     return {
         "split": split,
         "mean": statistics.fmean(scores),
-        "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+        "std": statistics.stdev(scores) if len(scores) > 1 else None,
         "min": min(scores),
         "max": max(scores),
         "n_ok": len(scores),

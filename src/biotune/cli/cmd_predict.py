@@ -56,6 +56,9 @@ def predict(
         str, typer.Option("--format", help="auto (.jsonl/.json are JSONL), text, or jsonl")
     ] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N")] = "auto",
+    backend: Annotated[
+        str, typer.Option(help="auto (an exported model.onnx with onnxruntime, else torch), torch, onnx")
+    ] = "auto",
 ) -> None:
     """Predict with a trained model: one JSON row per input (entities with character offsets for NER/PICO)."""
     from biotune.api import load
@@ -65,7 +68,7 @@ def predict(
         raise ConfigError('give exactly one of --text "..." or --input FILE')
     items = [InputItem(text, "--text")] if text is not None else read_inputs(input_file, input_format)
     quiet_transformers()
-    predictor = load(path, seed=seed, device=device, batch_size=batch_size)
+    predictor = load(path, seed=seed, device=device, batch_size=batch_size, backend=backend)
     if threshold is not None and not predictor.task.uses_threshold:
         raise ConfigError(f"--threshold applies to multi-label models; this one is {predictor.task_type}")
     with _progress(len(items)) as on_progress:
@@ -81,18 +84,50 @@ def predict(
 
 @app.command("export")
 def export(
-    run_dir: Annotated[Path, typer.Argument(help="a run folder written by `biotune train`")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="a run folder of `biotune train`, or a study folder (its best model)")
+    ],
     to: Annotated[Path, typer.Option("--to", help="the folder to write (new or empty)")],
-    seed: Annotated[str, typer.Option(help="best (dev score) or a seed number")] = "best",
+    seed: Annotated[str, typer.Option(help="run folders: best (dev score) or a seed number")] = "best",
     overwrite: Annotated[bool, typer.Option(help="replace an earlier export in --to")] = False,
+    export_format: Annotated[
+        str, typer.Option("--format", help="hf (Hugging Face folder) or onnx (that folder + model.onnx)")
+    ] = "hf",
+    quantize: Annotated[
+        str | None, typer.Option(help="--format onnx: int8 (onnxruntime dynamic quantization)")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="study folders: which model's best")] = None,
+    dataset: Annotated[str | None, typer.Option(help="study folders: which dataset's best")] = None,
 ) -> None:
-    """Export one seed as a standard Hugging Face model folder with a model card (README.md)."""
+    """Export one seed (or a study's best model) as a Hugging Face model folder with a model card."""
     from biotune.export import CARD_FILE, export_model
 
-    result = export_model(run_dir, to, seed=seed, overwrite=overwrite)
-    how = "best dev score" if result.selected_as_best else "as asked"
+    quiet_transformers()
+    result = export_model(
+        run_dir,
+        to,
+        seed=seed,
+        overwrite=overwrite,
+        export_format=export_format,
+        quantize=quantize,
+        model=model,
+        dataset=dataset,
+    )
+    if result.study is not None:
+        run = result.study.best.run
+        how = f"best model of study {result.study.name}: {run.model} / {run.dataset} / {run.technique}"
+    else:
+        how = "best dev score" if result.selected_as_best else "as asked"
     err_console.print(
         f"exported seed {result.seed} ({how}) to {result.folder}; model card: {result.folder / CARD_FILE}",
         highlight=False,
         soft_wrap=True,
     )
+    if result.onnx is not None:
+        precision = result.onnx.quantization or "fp32"
+        err_console.print(
+            f"ONNX ({precision}): {result.onnx.path}, largest logit difference to torch on the check "
+            f"batches {result.onnx.max_difference:.2g}",
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -110,6 +110,14 @@ def _print_report(files: ReportFiles) -> None:
             f"dev {_score(run.dev_score)}, test {_score(run.test_score)}",
             highlight=False,
         )
+    kept = [best for best, folder in files.models if folder is not None]
+    if kept:
+        choose = " --model M --dataset D" if len(kept) > 1 else ""
+        console.print(
+            f"export it with its evidence: biotune export {files.markdown.parent} --to DIR{choose}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("study")

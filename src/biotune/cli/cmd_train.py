@@ -13,6 +13,7 @@ from rich.table import Table
 from biotune.cli.app import app, console, quiet_transformers
 from biotune.cli.options import config_values, model_flags, with_signature
 from biotune.config import TrainConfig, load_train_config
+from biotune.formatting import std_text
 
 
 def _fmt(value: float | None) -> str:
@@ -37,8 +38,9 @@ def print_results(results: dict[str, Any]) -> None:
         )
     console.print(table)
     summary = results["summary"]
+    std = std_text(summary["std"], summary["n_ok"])
     console.print(
-        f"{summary['split']} score: mean {_fmt(summary['mean'])} ± {_fmt(summary['std'])} "
+        f"{summary['split']} score: mean {_fmt(summary['mean'])} ± {std} "
         f"(min {_fmt(summary['min'])}, max {_fmt(summary['max'])}), "
         f"ok {summary['n_ok']}, failed {summary['failed']}"
     )

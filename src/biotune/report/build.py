@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from biotune.formatting import std_text
 from biotune.report.plots import plot_dataset, plot_file_name
 from biotune.report.render import Image, Section, Table, to_html, to_markdown
 from biotune.report.statistics import ALPHA, CONFIDENCE, MIN_SEEDS, findings, format_p, technique_comparisons
@@ -49,7 +50,7 @@ def fmt(value: float | None, digits: int = 2, signed: bool = False) -> str:
 
 
 def mean_std(stats: Stats) -> str:
-    return NONE if stats.mean is None else f"{fmt(stats.mean)} ± {fmt(stats.std)}"
+    return NONE if stats.mean is None else f"{fmt(stats.mean)} ± {std_text(stats.std, stats.n)}"
 
 
 def rate(value: float | None) -> str:
@@ -160,7 +161,8 @@ def _best_model(study_dir: Path, models: list[tuple[BestModel, Path | None]]) ->
     section.blocks.append(
         "The technique and setting with the best mean dev score over their successful seeds, then that "
         "setting's best-dev seed (one lucky seed of an unstable technique is not picked). "
-        "`biotune export` / `biotune predict` take the saved model's run folder."
+        "`biotune export STUDY_DIR --to DIR` exports it with the setting's seeds and the other techniques "
+        "in its model card; `biotune predict` takes the saved model's run folder."
     )
     section.blocks.append(Table(headers, rows) if rows else "No run has finished with a dev score yet.")
     return section
@@ -331,7 +333,7 @@ def _instability(cells: list[CellSummary]) -> Section:
             r.cell.model,
             r.cell.dataset,
             r.cell.technique,
-            fmt(r.cell.test.std),
+            std_text(r.cell.test.std, r.cell.test.n),
             fmt(r.std_change, signed=True),
             rate(r.cell.failure_rate),
             rate(r.reference.failure_rate),

@@ -22,7 +22,7 @@ STANDARD = "standard"
 
 @dataclass(frozen=True)
 class Stats:
-    """Mean and sample std of the scores there are; std is 0.0 for one score, None for none."""
+    """Mean and sample std of the scores there are; std is None for fewer than two (no spread to measure)."""
 
     n: int
     mean: float | None
@@ -33,7 +33,7 @@ class Stats:
         scores = list(values)
         if not scores:
             return cls(0, None, None)
-        std = statistics.stdev(scores) if len(scores) > 1 else 0.0
+        std = statistics.stdev(scores) if len(scores) > 1 else None
         return cls(len(scores), statistics.fmean(scores), std)
 
 

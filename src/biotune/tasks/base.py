@@ -254,6 +254,11 @@ class Task(ABC):
     # ------------------------------------------------------------------------------------ model card
 
     @classmethod
+    def hub_labels(cls, labels: Sequence[str], entity_type: str) -> list[str]:
+        """The label names an exported `config.json` gives `transformers.pipeline` (`id2label`)."""
+        return list(labels)
+
+    @classmethod
     @abstractmethod
     def card_example(cls, placeholders: Sequence[str]) -> Any:
         """An example input for the card's snippets: a text, or a pair of texts for pair tasks."""

@@ -103,6 +103,29 @@ class Head:
         """Lines the model card adds below the snippet."""
         return []
 
+    def pipeline_snippet(self, example: Any, folder: str, truncation: str) -> str:
+        """The model card's `transformers.pipeline` code (CLS-pooled models; the card runs it in tests)."""
+        if isinstance(example, tuple):
+            call = f"{{'text': {example[0]!r}, 'text_pair': {example[1]!r}}}"
+        else:
+            call = repr(example)
+        return (
+            "from transformers import pipeline\n\n"
+            f'classify = pipeline("{self.pipeline_tag}", model="{folder}", '
+            f"top_k=None{self._pipeline_options()})\n"
+            f"print(classify([{call}], truncation={truncation}))  # per input, every label with its score\n"
+        )
+
+    def pipeline_notes(self, max_length: int) -> list[str]:
+        """Lines the model card adds below the pipeline code: how its output relates to biotune's."""
+        return [
+            "`top_k=None` gives every label with its score, as `biotune predict`'s `probabilities`; the "
+            f"tokenizer truncates at the {max_length} sub-tokens the model was trained with."
+        ]
+
+    def _pipeline_options(self) -> str:
+        return ""
+
     def snippet_predict(self, params: str, texts: str) -> str:
         """The model card snippet's `predict` function, over its `logits` function."""
         return f"""
@@ -156,6 +179,25 @@ class TokenHead(Head):
     ) -> str:
         return _token_snippet(max_length, example, folder)
 
+    def pipeline_snippet(self, example: Any, folder: str, truncation: str) -> str:
+        raw = example.replace(" .", ".")  # raw text, as biotune predict takes it
+        return TOKEN_PIPELINE_SNIPPET.replace("FOLDER", folder).replace("EXAMPLE", repr(raw))
+
+    def pipeline_notes(self, max_length: int) -> list[str]:
+        return [
+            "The entities are `biotune predict`'s (the tests compare them on real abstracts): the same words "
+            "(the pipeline's `first` strategy joins a word's `##` sub-tokens, and the tokenizer splits at "
+            "whitespace and at every punctuation mark, as biotune and the BLURB files do), the same spans "
+            "(an entity starts at a `B` tag or at an `I` after `O`), the same score (the mean over the words "
+            "of the first sub-token's probability) and label (`entity_group`, the type in `id2label`).",
+            "Where they differ: biotune cuts a text into sentences and tags each alone, as the model was "
+            "trained, so the code above feeds the pipeline one sentence at a time; a whole abstract in one "
+            f"call is tagged in one context and can give other entities. A sentence longer than {max_length} "
+            "sub-tokens is cut there by the pipeline, while biotune tags it in overlapping windows. The "
+            "pipeline's `word` is the tokenizer's decoding (lower-cased for an uncased model); "
+            "`text[start:end]` is the surface text, biotune's `text`.",
+        ]
+
     def snippet_notes(self, max_length: int) -> list[str]:
         return [
             f"Give words split as in the BLURB files (whitespace, and every punctuation mark a word of its "
@@ -183,6 +225,9 @@ class RegressionHead(Head):
 
     def card_labels(self, labels: Sequence[str]) -> str:
         return "One output: the similarity score, on the scale of the training data."
+
+    def _pipeline_options(self) -> str:
+        return ', function_to_apply="none"'  # the raw score: the pipeline's default for one output is sigmoid
 
     def snippet_predict(self, params: str, texts: str) -> str:
         return f"""
@@ -214,6 +259,33 @@ def predict({params}, threshold: float = 0.5) -> list[str]:
     probabilities = logits({texts}).sigmoid()
     return [config.id2label[i] for i, p in enumerate(probabilities) if p > threshold]
 """
+
+
+# The pipeline tags one sentence at a time, as `biotune predict` does (and as the model was trained);
+# the sentence rule is biotune.textsplit's, written as a regular expression.
+TOKEN_PIPELINE_SNIPPET = r'''import re
+
+from transformers import pipeline
+
+ner = pipeline("token-classification", model="FOLDER", aggregation_strategy="first")
+# a sentence ends at . ! or ? before an upper-case letter, and at a line break
+BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines breaks on
+SENTENCE_END = re.compile(rf"[.!?](?=[^\S{BREAKS}]*[A-Z])|[{BREAKS}]")
+
+
+def entities(text: str) -> list[dict]:
+    """The pipeline's entities of each sentence, with offsets into the whole text."""
+    found, start = [], 0
+    for end in [match.end() for match in SENTENCE_END.finditer(text)] + [len(text)]:
+        if text[start:end].strip():
+            for entity in ner(text[start:end]):
+                found.append({**entity, "start": entity["start"] + start, "end": entity["end"] + start})
+        start = end
+    return found
+
+
+print(entities(EXAMPLE))
+'''
 
 
 def _token_snippet(max_length: int, example: str, folder: str) -> str:

@@ -71,6 +71,12 @@ class TokenTask(Task):
             [OUTSIDE] * len(sentence.words) for sentence in examples if isinstance(sentence, TaggedSentence)
         ]
 
+    @classmethod
+    def hub_labels(cls, labels: Sequence[str], entity_type: str) -> list[str]:
+        """Untyped BLURB tags (`B`, `I`) typed with the dataset's entity: the pipeline's entity groups
+        then read `DISEASE`, not `B`/`LABEL_1` (typed tags such as PICO's `I-PAR` stay)."""
+        return [f"{label}-{entity_type}" if label in ("B", "I") else label for label in labels]
+
     def predict_input(self, name: str, texts: tuple[str, ...]) -> PredictInput:
         """Raw text cut into words and sentences (biotune.textsplit), one sentence per example."""
         text = texts[0]
