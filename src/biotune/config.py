@@ -96,6 +96,25 @@ class TrainConfig(BaseModel):
         True, description="keep each seed's selected model (safetensors) for export/predict"
     )
     output: Path | None = None
+    report_to: list[str] = Field(
+        default_factory=list,
+        description="experiment tracking, e.g. tensorboard,mlflow (none by default); needs "
+        "`pip install 'biotune[tracking]'`; MLflow logs to $MLFLOW_TRACKING_URI or its local default",
+    )
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _report_to_parse(cls, value: Any) -> Any:
+        from biotune.tracking import parse_report_to
+
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            return value  # pydantic names the wrong type
+        # `report_to: mlflow` and `--report-to tensorboard,mlflow` as well as a list; raises ValueError
+        return parse_report_to(value)
 
     @field_validator("techniques")
     @classmethod
