@@ -31,6 +31,7 @@ from biotune import __version__, baselines
 from biotune.config import TrainConfig, dump_yaml
 from biotune.data.loading import DatasetSplits, load_dataset, load_own_files
 from biotune.data.paths import resolve_data_dir
+from biotune.data.readers import ReadOptions
 from biotune.device import recipe_for, refuse_distributed
 from biotune.errors import ConfigError
 from biotune.inference import SplitData, Throughput
@@ -96,6 +97,11 @@ def load_splits(config: TrainConfig) -> DatasetSplits:
     if config.dataset and config.train_file:
         raise ConfigError("give either a dataset name or --train-file/--dev-file, not both")
     if config.dataset:
+        if config.file_format != "auto" or config.tag_names:
+            raise ConfigError(
+                "file_format and tag_names are for own files (--train-file ...); a BLURB dataset is read "
+                "in its own layout: drop them"
+            )
         data_dir = resolve_data_dir(config.data_dir)
         return load_dataset(config.dataset, data_dir)
     if config.train_file:
@@ -109,6 +115,7 @@ def load_splits(config: TrainConfig) -> DatasetSplits:
             config.dev_file,
             config.test_file,
             negative_label=config.negative_label,
+            options=ReadOptions(config.file_format, tuple(config.tag_names) if config.tag_names else None),
         )
     raise ConfigError("nothing to train on: give a dataset name (see `biotune datasets`) or --train-file")
 
