@@ -694,52 +694,69 @@ def _json_records(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, record
 
 
-def _csv_records(path: Path | str, columns: Columns) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(first line, row by header name) for every row of a CSV file with a header (csv module, strict)."""
+def _csv_rows(path: Path | str, columns: Columns) -> list[tuple[int, list[str]]]:
+    """(first line, fields) of every non-blank row (csv module, strict: a stray quote is an error)."""
     reader = csv.reader(io.StringIO(read_text(path), newline=""), strict=True)
-    header: list[str] | None = None
-    header_line = 0
+    rows: list[tuple[int, list[str]]] = []
     before = 0  # lines read before the current row: a quoted field may span several
-    fix = 'quote a field that holds commas or line breaks ("..."), and double the quotes inside it ("")'
     while True:
         start = before + 1
         try:
             row = next(reader)
         except StopIteration:
-            return
+            return rows
         except csv.Error as exc:
-            raise DataError(path, start, f"broken CSV: {exc}", fix) from None
+            raise DataError(path, start, f"broken CSV: {exc}", CSV_FIX) from None
         before = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        if header is None:
-            header, header_line = [cell.strip() for cell in row], start
-            repeated = [name for name, count in Counter(header).items() if count > 1]
-            if repeated:
-                raise DataError(
-                    path,
-                    start,
-                    f"column {repeated[0]!r} appears twice in the header",
-                    "name every column once",
-                )
-            missing = [names for names in columns.fields if not any(name in header for name in names)]
-            if missing:
-                raise DataError(
-                    path,
-                    start,
-                    f"the header ({', '.join(header)}) has no "
-                    f"{' or '.join(repr(n) for n in missing[0])} column",
-                    f"a header row naming the columns {columns.names()}",
-                )
-            continue
-        if len(row) != len(header):
+        if any(cell.strip() for cell in row):
+            rows.append((start, row))
+        elif start == 1:
+            raise DataError(
+                path, start, "the first line is blank", f"start with the header row naming {columns.names()}"
+            )
+
+
+CSV_FIX = 'quote a field that holds commas or line breaks ("..."), and double the quotes inside it ("")'
+
+
+def _csv_records(path: Path | str, columns: Columns) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(first line, row by header name) for every row of a CSV file whose first line is its header."""
+    rows = _csv_rows(path, columns)
+    if not rows:
+        return
+    header_line, header = rows[0][0], [cell.strip() for cell in rows[0][1]]
+    repeated = [name for name, count in Counter(header).items() if count > 1]
+    if repeated:
+        raise DataError(
+            path, header_line, f"column {repeated[0]!r} appears twice in the header", "name every column once"
+        )
+    missing = [names for names in columns.fields if not any(name in header for name in names)]
+    if missing:
+        raise DataError(
+            path,
+            header_line,
+            f"the header ({', '.join(header)}) has no {' or '.join(repr(n) for n in missing[0])} column",
+            f"a header row naming the columns {columns.names()}",
+        )
+    data = rows[1:]
+    # the field count most rows have: when the header is the odd one out, it is the line to fix
+    usual = Counter(len(fields) for _, fields in data).most_common(1)[0][0] if data else len(header)
+    if usual != len(header):
+        raise DataError(
+            path,
+            header_line,
+            f"the header names {len(header)} columns, the rows have {usual} fields",
+            "give the header one name per column",
+        )
+    for start, fields in data:
+        if len(fields) != len(header):
             raise DataError(
                 path,
                 start,
-                f"{len(row)} fields, but the header on line {header_line} names {len(header)}",
-                fix,
+                f"{len(fields)} fields, but the header on line {header_line} names {len(header)}",
+                CSV_FIX,
             )
-        yield start, dict(zip(header, row, strict=True))
+        yield start, dict(zip(header, fields, strict=True))
 
 
 def _records(path: Path | str, file_format: str, columns: Columns) -> Iterator[tuple[int, dict[str, Any]]]:
