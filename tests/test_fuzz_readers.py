@@ -1,5 +1,8 @@
 """Fuzzing every reader with corrupted slices of the real BLURB files (hypothesis).
 
+The readers of users' formats (JSON Lines, CSV, CoNLL) are fuzzed on the same real slices, converted
+into those formats the way users' tools write them (`convert`).
+
 Each case takes the first lines of a real file, applies one drawn corruption (a cut line, a missing or
 extra column, a wrong label, bytes that are not UTF-8, a huge line, an empty file, another encoding ...),
 writes the bytes and reads them back. The outcome must be examples of the reader's type, or a DataError
@@ -13,7 +16,9 @@ really tried at least half of its cases.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import os
 import re
@@ -33,9 +38,14 @@ from biotune.data.loading import load_own_files
 from biotune.data.readers import (
     read_bioasq,
     read_biosses,
+    read_conll,
     read_hoc,
+    read_labeled_records,
     read_labeled_tsv,
     read_pubmedqa,
+    read_question_records,
+    read_scored_records,
+    read_tagged_records,
     read_tagged_tsv,
 )
 from biotune.data.registry import NER_TAGS, PICO_TAGS, get_spec
@@ -92,12 +102,30 @@ def _print_fuzz_tally(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Layout:
-    """Tab-separated rows: how many columns, which holds free text, which the label; a header row?"""
+    """Rows of columns: how many, which holds free text, which the label; a header row? `kind`: tsv (tab- or,
+    for CoNLL, space-separated by `separator`), csv (the csv module's quoting), or jsonl (one JSON object a
+    line: `text_key` holds the text, `label_key` the label, either may be a list)."""
 
     columns: int
     text_field: int
     label_field: int
     header: bool
+    separator: str = "\t"
+    kind: str = "tsv"
+    text_key: str = ""
+    label_key: str = ""
+
+    def fields(self, line: str) -> list[str]:
+        if self.kind == "csv":
+            return next(csv.reader([line]), [])
+        return line.split(self.separator)
+
+    def join(self, fields: list[str]) -> str:
+        if self.kind == "csv":
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="").writerow(fields)
+            return buffer.getvalue()
+        return self.separator.join(fields)
 
 
 TAGGED = Layout(2, 0, 1, header=False)
@@ -106,6 +134,12 @@ GAD_LAYOUT = Layout(3, 1, 2, header=True)
 BIOSSES_LAYOUT = Layout(4, 1, 3, header=True)
 HOC_LAYOUT = Layout(3, 1, 0, header=True)
 BIOASQ_LAYOUT = Layout(4, 1, 3, header=False)
+CONLL_LAYOUT = Layout(3, 0, 2, header=False, separator=" ")
+TAGGED_JSONL = Layout(0, 0, 0, header=False, kind="jsonl", text_key="tokens", label_key="ner_tags")
+LABELED_JSONL = Layout(0, 0, 0, header=False, kind="jsonl", text_key="sentence", label_key="label")
+SCORED_JSONL = Layout(0, 0, 0, header=False, kind="jsonl", text_key="sentence1", label_key="label")
+LABELED_CSV = Layout(3, 1, 2, header=True, separator=",", kind="csv")
+QUESTION_CSV = Layout(4, 2, 3, header=True, separator=",", kind="csv")
 
 Paths = dict[str, Path]
 
@@ -121,6 +155,9 @@ class Target:
     layout: Layout | None  # None: JSON
     exact_lines: bool = True  # own files: a bad first row may be reported on the row that disagrees
     labels: tuple[str, ...] = ()
+    convert: Callable[[str], str] | None = None  # the real slice, written in a user's format
+    suffix: str | None = None  # the converted file's extension
+    sample_lines: int = 30
 
 
 def _labels(name: str) -> tuple[str, ...]:
@@ -268,14 +305,182 @@ OWN_TARGETS: tuple[Target, ...] = (
 )
 
 
-def sample_text(source: str) -> str:
+# --- users' formats: the real slices converted as users' tools write them ---------------------------------
+
+
+def _tsv_sentences(text: str) -> list[tuple[list[str], list[str]]]:
+    sentences: list[tuple[list[str], list[str]]] = [([], [])]
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("-DOCSTART-"):
+            if sentences[-1][0]:
+                sentences.append(([], []))
+            continue
+        word, tag = line.split("\t")
+        sentences[-1][0].append(word)
+        sentences[-1][1].append(tag)
+    return [sentence for sentence in sentences if sentence[0]]
+
+
+def _tsv_rows(text: str) -> list[list[str]]:
+    rows = [line.split("\t") for line in text.splitlines() if line.strip()]
+    return rows[1:] if rows and rows[0][-1] in ("label", "score") else rows
+
+
+def _csv_text(header: list[str], rows: list[list[str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _jsonl_text(records: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
+def to_conll(text: str) -> str:
+    """CoNLL-2003's look: a -DOCSTART- line, then `word _ tag` (an unused middle column)."""
+    blocks = [
+        "\n".join(f"{w} _ {t}" for w, t in zip(*sentence, strict=True)) for sentence in _tsv_sentences(text)
+    ]
+    return "-DOCSTART- -X- -X- O\n\n" + "\n\n".join(blocks) + "\n"
+
+
+def to_tagged_jsonl(text: str) -> str:
+    return _jsonl_text([{"tokens": words, "ner_tags": tags} for words, tags in _tsv_sentences(text)])
+
+
+def to_labeled_jsonl(text: str) -> str:
+    return _jsonl_text([{"id": i, "sentence": t, "label": label} for i, t, label in _tsv_rows(text)])
+
+
+def to_labeled_csv(text: str) -> str:
+    return _csv_text(["id", "sentence", "label"], _tsv_rows(text))
+
+
+def to_scored_jsonl(text: str) -> str:
+    records = [{"id": i, "sentence1": a, "sentence2": b, "label": float(v)} for i, a, b, v in _tsv_rows(text)]
+    return _jsonl_text(records)
+
+
+def to_question_csv(text: str) -> str:
+    return _csv_text(["id", "question", "context", "label"], _tsv_rows(text))
+
+
+NER_SAMPLE_LINES = 150  # several sentences: a JSON Lines record holds a whole one
+
+TARGETS += (
+    Target(
+        "NCBI-disease CoNLL",
+        {"file": "NCBI-disease/train.tsv"},
+        lambda p: read_conll(p["file"], NER_TAGS),
+        TaggedSentence,
+        CONLL_LAYOUT,
+        labels=NER_TAGS,
+        convert=to_conll,
+        suffix=".conll",
+        sample_lines=NER_SAMPLE_LINES,
+    ),
+    Target(
+        "NCBI-disease JSON Lines",
+        {"file": "NCBI-disease/train.tsv"},
+        lambda p: read_tagged_records(p["file"], NER_TAGS),
+        TaggedSentence,
+        TAGGED_JSONL,
+        labels=NER_TAGS,
+        convert=to_tagged_jsonl,
+        suffix=".jsonl",
+        sample_lines=NER_SAMPLE_LINES,
+    ),
+    Target(
+        "chemprot JSON Lines",
+        {"file": "chemprot/train.tsv"},
+        lambda p: read_labeled_records(p["file"], _labels("chemprot")),
+        LabeledText,
+        LABELED_JSONL,
+        labels=_labels("chemprot"),
+        convert=to_labeled_jsonl,
+        suffix=".jsonl",
+    ),
+    Target(
+        "GAD CSV",
+        {"file": "GAD/train.tsv"},
+        lambda p: read_labeled_records(p["file"], _labels("GAD"), "csv"),
+        LabeledText,
+        LABELED_CSV,
+        labels=_labels("GAD"),
+        convert=to_labeled_csv,
+        suffix=".csv",
+    ),
+    Target(
+        "BIOSSES JSON Lines",
+        {"file": "BIOSSES/train.tsv"},
+        lambda p: read_scored_records(p["file"]),
+        ScoredPair,
+        SCORED_JSONL,
+        labels=("0", "2.2", "4.0"),
+        convert=to_scored_jsonl,
+        suffix=".jsonl",
+    ),
+    Target(
+        "BioASQ CSV",
+        {"file": "BioASQ/train.tsv"},
+        lambda p: read_question_records(p["file"], _labels("BioASQ"), "csv"),
+        Question,
+        QUESTION_CSV,
+        labels=_labels("BioASQ"),
+        convert=to_question_csv,
+        suffix=".csv",
+    ),
+)
+
+OWN_TARGETS += (
+    Target(
+        "own ner JSON Lines",
+        {"train": "NCBI-disease/train.tsv", "dev": "NCBI-disease/train.tsv"},
+        _own("ner"),
+        TaggedSentence,
+        TAGGED_JSONL,
+        exact_lines=False,
+        labels=NER_TAGS,
+        convert=to_tagged_jsonl,
+        suffix=".jsonl",
+        sample_lines=NER_SAMPLE_LINES,
+    ),
+    Target(
+        "own ner CoNLL",
+        {"train": "NCBI-disease/train.tsv", "dev": "NCBI-disease/train.tsv"},
+        _own("ner"),
+        TaggedSentence,
+        CONLL_LAYOUT,
+        exact_lines=False,
+        labels=NER_TAGS,
+        convert=to_conll,
+        suffix=".conll",
+        sample_lines=NER_SAMPLE_LINES,
+    ),
+    Target(
+        "own classification CSV",
+        {"train": "GAD/train.tsv", "dev": "GAD/dev.tsv"},
+        _own("classification"),
+        LabeledText,
+        LABELED_CSV,
+        exact_lines=False,
+        labels=("0", "1"),
+        convert=to_labeled_csv,
+        suffix=".csv",
+    ),
+)
+
+
+def sample_text(source: str, lines: int = SAMPLE_LINES) -> str:
     """The first lines (TSV) or first questions (JSON, re-indented as in the original) of a real file."""
     path = SHARED_DATA / source
     if path.suffix == ".json":
         items = list(json.loads(path.read_text(encoding="utf-8")).items())[:SAMPLE_QUESTIONS]
         return json.dumps(dict(items), indent=4) + "\n"
     with path.open(encoding="utf-8", newline="") as handle:
-        return "".join(islice(handle, SAMPLE_LINES))
+        return "".join(islice(handle, lines))
 
 
 # --- corruptions ----------------------------------------------------------------------------------------
@@ -315,14 +520,46 @@ def _split(text: str) -> list[str]:
 
 
 def _data_rows(lines: list[str], layout: Layout, min_text: int = 0) -> list[int]:
-    """Rows with the layout's column count (not the header) whose text field has at least min_text chars."""
+    """Rows with the layout's column count (not the header) whose text field has at least min_text chars;
+    JSON Lines: the records whose text (or a list item of it) has that many."""
+    if layout.kind == "jsonl":
+        return [k for k in range(len(lines)) if _record_texts(lines[k], layout, min_text)]
     first = 1 if layout.header else 0
     return [
         k
         for k in range(first, len(lines))
-        if len(fields := lines[k].split("\t")) == layout.columns
+        if len(fields := layout.fields(lines[k])) == layout.columns
         and len(fields[layout.text_field]) >= min_text
     ]
+
+
+def _record(line: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _record_texts(line: str, layout: Layout, min_text: int) -> list[int | None]:
+    """Where a record's text is long enough: None for the value itself, else the list positions."""
+    record = _record(line)
+    value = None if record is None else record.get(layout.text_key)
+    if isinstance(value, str):
+        return [None] if len(value) >= min_text else []
+    if isinstance(value, list):
+        return [i for i, item in enumerate(value) if isinstance(item, str) and len(item) >= min_text]
+    return []
+
+
+def _edit_record(line: str, key: str, position: int | None, value: Any) -> str:
+    """The record with `key` (or its list item at `position`) set to `value`; raw characters are kept."""
+    record = json.loads(line)
+    if position is None:
+        record[key] = value
+    else:
+        record[key][position] = value
+    return json.dumps(record, ensure_ascii=False)
 
 
 def _json_entry_line(lines: list[str], k: int) -> int:
@@ -353,15 +590,18 @@ def draw_case(draw: st.DrawFn, target: Target, texts: dict[str, str], kind: str)
         lines[k] = lines[k][: draw(st.integers(0, len(lines[k]) - 1))]
         return Case(kind, role, _encode(lines), Expect(lines=at(k, layout is not None)))
     if kind == "drop column":
-        k = any_line(lambda line: "\t" in line)
-        fields = lines[k].split("\t")
+        assert layout is not None and layout.kind != "jsonl"
+        separator = layout.separator
+        k = any_line(lambda line: separator in line)
+        fields = lines[k].split(separator)  # CSV: a comma inside quotes joins text, which must read
         j = draw(st.integers(0, len(fields) - 2))
-        lines[k] = "\t".join([*fields[:j], fields[j] + fields[j + 1], *fields[j + 2 :]])
+        lines[k] = separator.join([*fields[:j], fields[j] + fields[j + 1], *fields[j + 2 :]])
         return Case(kind, role, _encode(lines), Expect(lines=at(k)))
     if kind == "extra column":
         k = any_line()
         p = draw(st.integers(0, len(lines[k])))
-        lines[k] = lines[k][:p] + "\t" + lines[k][p:]
+        separator = layout.separator if layout is not None and layout.kind == "csv" else "\t"
+        lines[k] = lines[k][:p] + separator + lines[k][p:]
         return Case(kind, role, _encode(lines), Expect(lines=at(k)))
     if kind == "wrong label":
         label = draw(st.one_of(st.sampled_from(target.labels), label_text))
@@ -377,9 +617,14 @@ def draw_case(draw: st.DrawFn, target: Target, texts: dict[str, str], kind: str)
                 Expect(lines=frozenset({_json_entry_line(lines, k)}) if exact else None),
             )
         k = draw(st.sampled_from(_data_rows(lines, layout)))
-        fields = lines[k].split("\t")
+        if layout.kind == "jsonl":
+            value = _record(lines[k])[layout.label_key]  # type: ignore[index]
+            position = draw(st.integers(0, len(value) - 1)) if isinstance(value, list) else None
+            lines[k] = _edit_record(lines[k], layout.label_key, position, label)
+            return Case(kind, role, _encode(lines), Expect(lines=at(k)))
+        fields = layout.fields(lines[k])
         fields[layout.label_field] = label
-        lines[k] = "\t".join(fields)
+        lines[k] = layout.join(fields)
         return Case(kind, role, _encode(lines), Expect(lines=at(k)))
     if kind == "bytes not UTF-8":
         k = any_line()
@@ -396,10 +641,15 @@ def draw_case(draw: st.DrawFn, target: Target, texts: dict[str, str], kind: str)
             head = lines[k].split('": "', 1)[0]
             lines[k] = f'{head}": "{fill * size}",'
             return Case(kind, role, _encode(lines), Expect())
+        if layout.kind == "jsonl":
+            k = draw(st.sampled_from(_data_rows(lines, layout)))
+            position = draw(st.sampled_from(_record_texts(lines[k], layout, 0)))
+            lines[k] = _edit_record(lines[k], layout.text_key, position, fill * size)
+            return Case(kind, role, _encode(lines), Expect(lines=at(k)))
         k = any_line()
-        fields = lines[k].split("\t")
+        fields = layout.fields(lines[k])
         fields[draw(st.integers(0, len(fields) - 1))] = fill * size
-        lines[k] = "\t".join(fields)
+        lines[k] = layout.join(fields)
         return Case(kind, role, _encode(lines), Expect(lines=at(k)))
     if kind == "deep nesting":
         k = any_line(lambda line: '": ' in line)
@@ -453,14 +703,23 @@ def draw_case(draw: st.DrawFn, target: Target, texts: dict[str, str], kind: str)
             char = draw(st.sampled_from(JSON_STRING_SEPARATORS))
             k = any_line(lambda line: '"QUESTION": "' in line)
             lines[k] = lines[k].replace('"QUESTION": "', '"QUESTION": "A' + char, 1)
+        elif layout.kind == "jsonl":
+            char = draw(st.sampled_from(JSON_STRING_SEPARATORS))
+            k = draw(st.sampled_from(_data_rows(lines, layout, min_text=2)))
+            position = draw(st.sampled_from(_record_texts(lines[k], layout, 2)))
+            record = _record(lines[k])
+            assert record is not None
+            value = record[layout.text_key] if position is None else record[layout.text_key][position]
+            p = draw(st.integers(1, len(value) - 1))
+            lines[k] = _edit_record(lines[k], layout.text_key, position, value[:p] + char + value[p:])
         else:
             char = draw(st.sampled_from(UNICODE_SEPARATORS))
             k = draw(st.sampled_from(_data_rows(lines, layout, min_text=2)))
-            fields = lines[k].split("\t")
+            fields = layout.fields(lines[k])
             value = fields[layout.text_field]
             p = draw(st.integers(1, len(value) - 1))
             fields[layout.text_field] = value[:p] + char + value[p:]
-            lines[k] = "\t".join(fields)
+            lines[k] = layout.join(fields)
         return Case(kind, role, _encode(lines), Expect(reads=True, must_contain=char))
     raise AssertionError(f"unknown corruption {kind!r}")
 
@@ -491,7 +750,8 @@ JSON_ONLY = ("deep nesting",)
 
 
 def corruptions(target: Target) -> tuple[str, ...]:
-    return ANY_FORMAT + (TSV_ONLY if target.layout is not None else JSON_ONLY)
+    json_like = target.layout is None or target.layout.kind == "jsonl"
+    return ANY_FORMAT + (JSON_ONLY if json_like else TSV_ONLY)
 
 
 # --- the oracle ----------------------------------------------------------------------------------------
@@ -550,8 +810,12 @@ def check_outcome(
 def fuzz(target: Target, folder: Path, max_examples: int) -> int:
     """Run hypothesis over the target's corruptions; returns the number of cases tried."""
     need_blurb_data(SHARED_DATA)
-    texts = {role: sample_text(source) for role, source in target.files.items()}
-    paths = {role: folder / f"{role}{Path(source).suffix}" for role, source in target.files.items()}
+    convert = target.convert or (lambda text: text)
+    texts = {role: convert(sample_text(source, target.sample_lines)) for role, source in target.files.items()}
+    paths = {
+        role: folder / f"{role}{target.suffix or Path(source).suffix}"
+        for role, source in target.files.items()
+    }
     for role, path in paths.items():
         path.write_text(texts[role], encoding="utf-8")
     clean = target.read(paths)

@@ -138,7 +138,9 @@ def test_batch_dimensions_ignore_labels_and_take_the_widest_input() -> None:
 def test_the_cli_prints_one_message_and_no_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def exhausted_training(config: TrainConfig, output_dir: Path, progress: bool = False) -> None:
+    def exhausted_training(
+        config: TrainConfig, output_dir: Path, progress: bool = False, **_: object
+    ) -> None:
         one_pass(ExhaustedModel(torch.OutOfMemoryError(CUDA_OOM)), batch_of(32, 512), batch_size=32)
 
     monkeypatch.setattr(biotune.runs, "run_training", exhausted_training)

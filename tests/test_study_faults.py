@@ -236,10 +236,10 @@ _train_seed, _optimizer_step = biotune.runs.train_seed, biotune.training._optimi
 _armed = {"on": False, "steps": 0}
 
 
-def _faulty_train_seed(ctx, seed, on_step=None):
+def _faulty_train_seed(ctx, seed, on_step=None, on_epoch=None):
     _armed["on"] = seed == SEED and list(ctx.config.techniques) == TECHNIQUES
     _armed["steps"] = 0
-    return _train_seed(ctx, seed, on_step)
+    return _train_seed(ctx, seed, on_step, on_epoch)
 
 
 def _faulty_step(*args, **kwargs):

@@ -49,7 +49,9 @@ def trained(monkeypatch: pytest.MonkeyPatch) -> list[TrainConfig]:
     """Patch training; the list records every config trained, in order."""
     calls: list[TrainConfig] = []
 
-    def run_training(config: TrainConfig, output_dir: Path, progress: bool = False) -> dict[str, Any]:
+    def run_training(
+        config: TrainConfig, output_dir: Path, progress: bool = False, **_: Any
+    ) -> dict[str, Any]:
         calls.append(config)
         (Path(output_dir) / "results.json").write_text("{}", encoding="utf-8")
         if config.seeds == [13]:
@@ -166,7 +168,9 @@ def test_ctrl_c_puts_the_run_in_flight_back_in_the_queue(
     trained: list[TrainConfig],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def interrupted(config: TrainConfig, output_dir: Path, progress: bool = False) -> dict[str, Any]:
+    def interrupted(
+        config: TrainConfig, output_dir: Path, progress: bool = False, **_: Any
+    ) -> dict[str, Any]:
         if config.seeds == [1]:
             raise KeyboardInterrupt
         return fake_results(config)

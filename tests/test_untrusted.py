@@ -368,7 +368,9 @@ def _tamper_run_folders(study_dir: Path, folder: str, status: str) -> None:
 def test_a_tampered_store_cannot_delete_outside_the_study(
     shared_data: Path, tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resume: bool
 ) -> None:
-    def fake_training(config: TrainConfig, output_dir: Path, progress: bool = False) -> dict[str, Any]:
+    def fake_training(
+        config: TrainConfig, output_dir: Path, progress: bool = False, **_: Any
+    ) -> dict[str, Any]:
         raise AssertionError("no training may start on a tampered store")
 
     monkeypatch.setattr(biotune.runs, "run_training", fake_training)

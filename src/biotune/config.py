@@ -25,6 +25,8 @@ from biotune.errors import ConfigError
 
 # The task types TrainConfig accepts; biotune.tasks.TASK_TYPES (the registry) is checked against it on import.
 TaskType = Literal["ner", "pico", "re", "similarity", "classification", "multilabel", "qa"]
+# own files' formats (biotune.data.readers.FILE_FORMATS lists the same, checked there on import)
+FileFormat = Literal["auto", "tsv", "jsonl", "csv", "conll", "json"]
 DEFAULT_MODEL = "minilm-l6"
 
 
@@ -60,6 +62,18 @@ class TrainConfig(BaseModel):
     train_file: Path | None = Field(None, description="own data: training file")
     dev_file: Path | None = Field(None, description="own data: dev file")
     test_file: Path | None = Field(None, description="own data: test file")
+    file_format: FileFormat = Field(
+        "auto",
+        description="own files' format: auto (told by extension and content), tsv (BLURB's layouts), "
+        "jsonl or csv (Hugging Face examples' columns: tokens + ner_tags; sentence or text + label; "
+        "sentence1 + sentence2 + label; question + context + label), conll (NER: columns, the tag last), "
+        "json (PubMedQA's layout)",
+    )
+    tag_names: list[str] | None = Field(
+        None,
+        description="own NER/PICO files whose ner_tags are integers: the tag of each index in order, "
+        "e.g. O,B-Disease,I-Disease (a Hugging Face dataset's features['ner_tags'].feature.names)",
+    )
     task_type: TaskType | None = Field(None, description="required with own files")
     negative_label: str | None = Field(
         None, description="own relation-extraction files: the no-relation label"
@@ -112,6 +126,37 @@ class TrainConfig(BaseModel):
         True, description="keep each seed's selected model (safetensors) for export/predict"
     )
     output: Path | None = Field(None, description="run folder; default: runs/<dataset>")
+    report_to: list[str] = Field(
+        default_factory=list,
+        description="experiment tracking, e.g. tensorboard,mlflow (none by default); needs "
+        "`pip install 'biotune[tracking]'`; MLflow logs to $MLFLOW_TRACKING_URI or its local default",
+    )
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _report_to_parse(cls, value: Any) -> Any:
+        from biotune.tracking import parse_report_to
+
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            return value  # pydantic names the wrong type
+        # `report_to: mlflow` and `--report-to tensorboard,mlflow` as well as a list; raises ValueError
+        return parse_report_to(value)
+
+    @field_validator("tag_names", mode="before")
+    @classmethod
+    def _tag_names_parse(cls, value: Any) -> Any:
+        # `--tag-names O,B-Disease,I-Disease` as well as a list
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            value = [part.strip() for item in value for part in item.split(",") if part.strip()]
+            if len(set(value)) != len(value):
+                raise ValueError(f"tag names must be distinct, got {value}")
+        return value
 
     @field_validator("techniques")
     @classmethod

@@ -31,6 +31,7 @@ from biotune import __version__, baselines
 from biotune.config import TrainConfig, dump_yaml
 from biotune.data.loading import DatasetSplits, load_dataset, load_own_files
 from biotune.data.paths import resolve_data_dir
+from biotune.data.readers import ReadOptions
 from biotune.device import recipe_for, refuse_distributed
 from biotune.errors import ConfigError
 from biotune.inference import SplitData, Throughput
@@ -39,6 +40,7 @@ from biotune.resources import PeakMemory
 from biotune.run_folder import RESULTS_FILE, seed_folder
 from biotune.tasks import TaskOptions, add_placeholder_tokens, placeholder_pieces, task_class, task_for_spec
 from biotune.techniques import parse_techniques, validate_plan
+from biotune.tracking import RunTracking, check_available, start_tracking
 from biotune.training import RunContext, SeedOutcome, train_seed
 
 log = logging.getLogger("biotune")
@@ -95,6 +97,11 @@ def load_splits(config: TrainConfig) -> DatasetSplits:
     if config.dataset and config.train_file:
         raise ConfigError("give either a dataset name or --train-file/--dev-file, not both")
     if config.dataset:
+        if config.file_format != "auto" or config.tag_names:
+            raise ConfigError(
+                "file_format and tag_names are for own files (--train-file ...); a BLURB dataset is read "
+                "in its own layout: drop them"
+            )
         data_dir = resolve_data_dir(config.data_dir)
         return load_dataset(config.dataset, data_dir)
     if config.train_file:
@@ -108,6 +115,7 @@ def load_splits(config: TrainConfig) -> DatasetSplits:
             config.dev_file,
             config.test_file,
             negative_label=config.negative_label,
+            options=ReadOptions(config.file_format, tuple(config.tag_names) if config.tag_names else None),
         )
     raise ConfigError("nothing to train on: give a dataset name (see `biotune datasets`) or --train-file")
 
@@ -115,6 +123,7 @@ def load_splits(config: TrainConfig) -> DatasetSplits:
 def resolve_config(config: TrainConfig) -> PreparedRun:
     """Fill every None from the dataset's registry defaults; validate everything before any work."""
     refuse_distributed()
+    check_available(config.report_to)  # a tracking package that is not installed: fail before any work
     recipe = recipe_for(config.device, config.precision)  # a device or precision it can't run: fail now
     splits = load_splits(config)
     spec = splits.spec
@@ -389,8 +398,13 @@ class _FileLog:
         self.handler.close()
 
 
-def run_training(config: TrainConfig, output_dir: Path, progress: bool = False) -> dict[str, Any]:
-    """Train every seed of `config` and write the run folder; returns the content of results.json."""
+def run_training(
+    config: TrainConfig, output_dir: Path, progress: bool = False, tracking: RunTracking | None = None
+) -> dict[str, Any]:
+    """Train every seed of `config` and write the run folder; returns the content of results.json.
+
+    With `report_to`, each seed is also logged to TensorBoard/MLflow (`tracking`: a study's experiment
+    and tags); tracking never changes the training."""
     prepared = resolve_config(config)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -432,11 +446,24 @@ def run_training(config: TrainConfig, output_dir: Path, progress: bool = False) 
             "notes": list(prepared.notes),
             "seeds": [],
         }
+        tracker = start_tracking(resolved.report_to, tracking, output_dir)
+        tags = {"model": resolved.model, "dataset": ctx.spec.name, "technique": ctx.plan.label}
         with _progress(progress) as hook:
             for seed in resolved.seeds:
-                with PeakMemory(ctx.device) as memory:
-                    outcome = train_seed(ctx, seed, on_step=hook)
+                if tracker is not None:
+                    tracker.start_seed(seed, results["config"], tags)
+                try:
+                    with PeakMemory(ctx.device) as memory:
+                        outcome = train_seed(
+                            ctx, seed, on_step=hook, on_epoch=tracker.log_epoch if tracker else None
+                        )
+                except BaseException:  # out of memory, Ctrl-C: the tracked run ends as failed, not running
+                    if tracker is not None:
+                        tracker.finish_seed({"seed": seed, "status": "failed"})
+                    raise
                 record = write_seed(ctx, outcome, seed_folder(output_dir, seed), memory.record())
+                if tracker is not None:
+                    tracker.finish_seed(record)
                 results["seeds"].append(record)
                 outcome.model = None
                 _write_results(results, output_dir, started)

@@ -106,6 +106,8 @@ class SeedOutcome:
 
 
 ProgressHook = Callable[[dict[str, Any]], None]
+# after each dev evaluation: seed, epoch, train loss (None for epoch 0), dev score, optimizer param groups
+EpochHook = Callable[[int, int, float | None, float, list[dict[str, Any]]], None]
 
 
 def _epochs(config: TrainConfig, plan: TechniquePlan) -> int:
@@ -269,6 +271,7 @@ class SeedState:
     best_state: dict[str, torch.Tensor] | None = None
     best_dev: Evaluation | None = None
     stale: int = 0
+    on_epoch: EpochHook | None = None
 
     @property
     def epochs(self) -> int:
@@ -328,9 +331,12 @@ def setup_seed(ctx: RunContext, seed: int) -> SeedState:
     )
 
 
-def train_seed(ctx: RunContext, seed: int, on_step: ProgressHook | None = None) -> SeedOutcome:
+def train_seed(
+    ctx: RunContext, seed: int, on_step: ProgressHook | None = None, on_epoch: EpochHook | None = None
+) -> SeedOutcome:
     """Train one seed; a diverged or collapsed seed comes back as status `failed`, never as an exception."""
     state = setup_seed(ctx, seed)
+    state.on_epoch = on_epoch
     try:
         if ctx.config.pair_encoding == "siamese":
             # the untrained siamese model is the zero-shot baseline: a candidate like any epoch ("epoch 0")
@@ -409,6 +415,8 @@ def select_on_dev(state: SeedState, epoch: int, train_loss: float | None) -> str
     dev = evaluate(state.model, ctx.task, ctx.dev, ctx.spec, ctx.pad_token_id, ctx.recipe, outcome.throughput)
     dev_score = float(dev.metrics["score"])
     outcome.history.append({"epoch": epoch, "train_loss": train_loss, "dev": dev_score})
+    if state.on_epoch is not None:
+        state.on_epoch(state.seed, epoch, train_loss, dev_score, state.optimizer.param_groups)
     if epoch == 0:
         state.best_score, state.best_dev, outcome.best_epoch = dev_score, dev, 0
         state.best_state = cpu_state(state.model)

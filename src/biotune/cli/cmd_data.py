@@ -23,6 +23,7 @@ from biotune.cli.app import app, console, data_app, err_console
 from biotune.data.check import CheckReport, FileReport, check_datasets, check_file, list_datasets
 from biotune.data.download import TransferSettings
 from biotune.data.fetch import FAILED, FetchProgress, FetchReport, FileOutcome, fetch_datasets
+from biotune.data.readers import ReadOptions
 from biotune.data.sources import DatasetSource
 from biotune.errors import ConfigError
 
@@ -146,6 +147,14 @@ def check(
     dataset: list[str] | None = typer.Option(None, "--dataset", help="only this dataset (repeatable)"),
     task_type: str | None = typer.Option(None, "--task-type", help="with --file: the file's task type"),
     file: Path | None = typer.Option(None, "--file", help="validate one of your own files instead"),
+    file_format: str = typer.Option(
+        "auto", "--file-format", help="with --file: auto, tsv, jsonl, csv, conll or json (as for train)"
+    ),
+    tag_names: str | None = typer.Option(
+        None,
+        "--tag-names",
+        help="with --file: the tag of each integer ner_tags index, e.g. O,B-Disease,I-Disease",
+    ),
 ) -> None:
     """Read every split, compare sizes with BLURB's table; or validate one file (--task-type T --file F).
 
@@ -161,7 +170,8 @@ def check(
     if file is not None and task_type is not None:
         if dataset:
             raise ConfigError("--dataset and --file check different things: pass one of them")
-        file_report = check_file(task_type, file)
+        names = tuple(name.strip() for name in tag_names.split(",") if name.strip()) if tag_names else None
+        file_report = check_file(task_type, file, ReadOptions(file_format, names))
         if as_json:
             typer.echo(json.dumps(file_report.to_dict(), indent=2))
         else:

@@ -147,6 +147,12 @@ def study(
         "--tokens-per-second",
         help="--dry-run: your device's training rate (real tokens/s) for the estimate (default: measured)",
     ),
+    report_to: list[str] | None = typer.Option(
+        None,
+        "--report-to",
+        help="tracking for every run, e.g. tensorboard,mlflow (replaces train.report_to; one MLflow "
+        "experiment named after the study folder)",
+    ),
 ) -> None:
     """Run every run of a study grid (resumable), then write its report."""
     quiet_transformers()  # one line per run is the progress
@@ -163,6 +169,7 @@ def study(
             runner, address=address, num_cpus=num_cpus, gpus_per_run=gpus_per_run, max_retries=max_retries
         ),
         progress=ConsoleProgress(),
+        report_to=report_to or None,
     )
     counts = result.counts
     console.print(

@@ -21,6 +21,7 @@ from typing import Any
 from biotune.data.loading import count_units, label_counts, load_dataset, split_path
 from biotune.data.manifest import CHANGED, Manifest, hash_status
 from biotune.data.paths import resolve_data_dir
+from biotune.data.readers import ReadOptions
 from biotune.data.registry import DatasetSpec, all_specs, get_spec
 from biotune.errors import BiotuneError, ConfigError, DataError
 from biotune.tasks import task_class
@@ -243,12 +244,12 @@ class FileReport:
         return data
 
 
-def check_file(task_type: str, path: Path | str) -> FileReport:
+def check_file(task_type: str, path: Path | str, options: ReadOptions | None = None) -> FileReport:
     """Validate one user file: read it the way training would and summarise it, or return the error."""
     task = task_class(task_type)
     report = FileReport(file=str(path), task_type=task_type, status="ok", unit=task.unit)
     try:
-        examples = task.read(path)
+        examples = task.read(path, options=options or ReadOptions())
     except BiotuneError as exc:
         report.status, report.error = "error", str(exc)
         return report

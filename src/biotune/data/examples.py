@@ -19,6 +19,9 @@ class TaggedSentence:
     tags: tuple[str, ...]
     source: str
     document: str | None = None  # -DOCSTART- id where the file has one
+    # each word on its own line from `source` on (TSV, CoNLL); False: the whole sentence on that line
+    # (JSON Lines, CSV)
+    word_lines: bool = True
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from biotune.data.examples import Example
 from biotune.data.paths import resolve_data_dir
+from biotune.data.readers import ReadOptions
 from biotune.data.registry import SPLITS, DatasetSpec, custom_spec, get_spec
 from biotune.errors import ConfigError, DataError
 from biotune.tasks import Task, task_class
@@ -73,10 +74,6 @@ def load_dataset(
     return result
 
 
-def _source_line(example: Example) -> int:
-    return int(example.source.rsplit(":", 1)[1])
-
-
 def _unseen_label_error(
     path: Path, line: int, label: str, train_file: Path, known: Iterable[str]
 ) -> DataError:
@@ -93,10 +90,9 @@ def _check_labels_seen(
     task: type[Task], examples: list[Example], path: Path, train_file: Path, known: set[str]
 ) -> None:
     for example in examples:
-        # a tagged sentence has one word (and tag) per line: a tag's line is the first line + its position
-        for offset, label in enumerate(task.label_names(example)):
+        for position, label in enumerate(task.label_names(example)):
             if label not in known:
-                raise _unseen_label_error(path, _source_line(example) + offset, label, train_file, known)
+                raise _unseen_label_error(path, task.label_line(example, position), label, train_file, known)
 
 
 def load_own_files(
@@ -106,13 +102,18 @@ def load_own_files(
     test_file: Path | str | None = None,
     negative_label: str | None = None,
     name: str | None = None,
+    options: ReadOptions | None = None,
 ) -> DatasetSplits:
-    """A user's own files: labels come from train; dev/test may only use labels seen in train."""
+    """A user's own files: labels come from train; dev/test may only use labels seen in train.
+
+    `options`: their format (default auto: BLURB's TSV layouts, JSON Lines, CSV or CoNLL, told apart by
+    extension and content) and the tag names of integer tags."""
     task = task_class(task_type)
+    options = options or ReadOptions()
     if dev_file is None:
         raise ConfigError("a dev file is needed to pick checkpoints and report dev scores: pass --dev-file")
     train_path, dev_path = Path(train_file), Path(dev_file)
-    train = task.read(train_path)
+    train = task.read(train_path, options=options)
     labels = task.own_labels(train_path, train)
     files = {"train": str(train_path), "dev": str(dev_path)}
     if test_file is not None:
@@ -130,10 +131,10 @@ def load_own_files(
             continue
         path = Path(files[split])
         if task.labels_by_name:  # read freely, then name the line of a label train never had
-            examples = task.read(path)
+            examples = task.read(path, options=options)
             _check_labels_seen(task, examples, path, train_path, set(labels))
         else:  # multi-label columns are counted against train's
-            examples = task.read(path, _reader_labels(spec))
+            examples = task.read(path, _reader_labels(spec), options)
         setattr(result, split, examples)
     return result
 

@@ -1,4 +1,10 @@
-"""Readers for every BLURB file format; each returns typed examples that remember `file:line`.
+"""Readers for every BLURB file format, and for the formats users' other tools write; each returns typed
+examples that remember `file:line`.
+
+Users' own files may also be JSON Lines or CSV with the Hugging Face examples' columns (`tokens` +
+`ner_tags` as run_ner.py reads them; `sentence`/`text` + `label`, `sentence1` + `sentence2` + `label` as
+run_glue.py reads them; `question` + `context` + `label`), or CoNLL for NER (whitespace-separated columns,
+the word first and the tag last). `detect_format` tells them apart by extension and content.
 
 Malformed input raises one DataError naming the file, the 1-based line, the problem and the fix.
 No example is ever dropped silently: a line is either part of an example, a header, a
@@ -7,14 +13,21 @@ No example is ever dropped silently: a line is either part of an example, a head
 
 from __future__ import annotations
 
+import ast
+import csv
+import io
 import json
 import math
 import re
-from collections.abc import Collection, Iterator
+from collections import Counter
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, get_args
 
+from biotune.config import FileFormat
 from biotune.data.examples import LabeledDocument, LabeledText, Question, ScoredPair, TaggedSentence
-from biotune.errors import DataError
+from biotune.errors import ConfigError, DataError
 
 DOCSTART = "-DOCSTART-"
 HOC_INDEX = re.compile(r"^(?P<doc>.+)_s(?P<sentence>\d+)$")
@@ -540,3 +553,514 @@ def looks_like_json(path: Path | str) -> bool:
             return handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
     except OSError:
         return False  # the reader reports the problem with its own message
+
+
+# --- users' formats: JSON Lines, CSV (the Hugging Face examples' columns) and CoNLL ------------------------
+
+FILE_FORMATS: tuple[str, ...] = get_args(FileFormat)
+FORMAT_BY_SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".conll": "conll"}
+# how many content lines `detect_format` looks at
+DETECT_LINES = 200
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a user's own file: its format (`auto`: by extension and content) and, for tagged files
+    whose tags are integers, the tag of each index (a Hugging Face dataset's ClassLabel names)."""
+
+    file_format: str = "auto"
+    tag_names: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The fields of one record: each a tuple of accepted names, the first the one to write."""
+
+    fields: tuple[tuple[str, ...], ...]
+    example: str  # a sample record for the fix
+
+    def names(self) -> str:
+        return " + ".join(" or ".join(f"`{name}`" for name in names) for names in self.fields)
+
+
+TAGGED_COLUMNS = Columns(
+    (("tokens", "words"), ("ner_tags", "tags")), '{"tokens": ["IL-2", "gene"], "ner_tags": ["B", "I"]}'
+)
+LABELED_COLUMNS = Columns((("sentence", "text"), ("label",)), '{"sentence": "...", "label": "CPR:3"}')
+SCORED_COLUMNS = Columns(
+    (("sentence1",), ("sentence2",), ("label", "score")),
+    '{"sentence1": "...", "sentence2": "...", "label": 3.2}',
+)
+QUESTION_COLUMNS = Columns(
+    (("question",), ("context",), ("label",)), '{"question": "...", "context": "...", "label": "yes"}'
+)
+ID_FIELDS = ("id", "idx", "guid")
+
+
+def resolve_format(
+    path: Path | str, options: ReadOptions, columns: Columns, accepted: tuple[str, ...], what: str
+) -> str:
+    """The format to read `path` in: the one asked for (if `what` files take it), else `detect_format`'s."""
+    chosen = options.file_format
+    if chosen not in FILE_FORMATS:
+        raise ConfigError(f"unknown file format {chosen!r}; choose one of {', '.join(FILE_FORMATS)}")
+    if chosen == "auto":
+        return detect_format(path, columns, accepted)
+    if chosen not in accepted:
+        raise ConfigError(
+            f"{path}: {what} files cannot be read as {chosen}; they take {', '.join(accepted)} (or auto)"
+        )
+    return chosen
+
+
+def detect_format(path: Path | str, columns: Columns, accepted: tuple[str, ...]) -> str:
+    """Which of `accepted` (the first: the type's BLURB layout) a file is in.
+
+    By extension first (.jsonl/.ndjson, .csv, .conll; .json is JSON Lines unless the type also takes
+    PubMedQA's JSON), then by content: a first line that is a JSON object with the record's fields is
+    JSON Lines, a first line naming the fields as comma-separated columns is a CSV header, and tagged
+    lines mostly split into `word<TAB>tag` are BLURB's TSV, into more or other whitespace columns CoNLL.
+    """
+    suffix = Path(path).suffix.lower()
+    by_suffix = FORMAT_BY_SUFFIX.get(suffix)
+    if by_suffix in accepted:
+        return str(by_suffix)
+    if suffix == ".json" and "jsonl" in accepted and "json" not in accepted:
+        return "jsonl"  # what `datasets`' to_json() writes
+    content = [line for line in _first_lines(read_text(path), DETECT_LINES) if line.strip()]
+    if not content:
+        return accepted[0]  # its reader says the file is empty
+    first = content[0]
+    if "jsonl" in accepted and first.lstrip().startswith("{") and _is_record(first, columns):
+        return "jsonl"
+    if "csv" in accepted and _is_csv_header(first, columns):
+        return "csv"
+    if "conll" in accepted:
+        words = [line for line in content if not line.startswith(DOCSTART)]
+        tab_pairs = sum(1 for line in words if len(line.split("\t")) == 2)
+        if words and tab_pairs * 2 < len(words):
+            return "conll"
+    return accepted[0]
+
+
+def _first_lines(text: str, count: int) -> list[str]:
+    return LINE_END.split(text, maxsplit=count)[:count]
+
+
+def _is_record(line: str, columns: Columns) -> bool:
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(record, dict) and any(name in record for name in columns.fields[0])
+
+
+def _is_csv_header(line: str, columns: Columns) -> bool:
+    try:
+        names = {name.strip() for name in next(csv.reader([line]))}
+    except (csv.Error, StopIteration):
+        return False
+    return all(any(name in names for name in alternatives) for alternatives in columns.fields)
+
+
+def _json_records(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, object) for every non-blank line of a JSON Lines file."""
+    fix = "write one JSON object per line (JSON Lines)"
+    for number, line in enumerate(_lines(path), start=1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("["):
+            raise DataError(
+                path,
+                number,
+                "a JSON array where JSON Lines (one object per line) was expected",
+                "write one object per line: datasets' to_json(), or pandas' to_json(orient='records', "
+                "lines=True)",
+            )
+        try:
+            record = json.loads(line, object_pairs_hook=_reject_duplicate_keys)
+        except json.JSONDecodeError as exc:
+            raise DataError(path, number, f"broken JSON: {exc.msg} (column {exc.colno})", fix) from None
+        except _DuplicateKey as exc:
+            raise DataError(
+                path, number, f"key {exc.key!r} appears twice in one object", "give every field once"
+            ) from None
+        except RecursionError:
+            raise DataError(
+                path, number, "JSON nested too deeply", "a record holds strings and lists"
+            ) from None
+        if not isinstance(record, dict):
+            raise DataError(path, number, f"a JSON {type(record).__name__}, not an object", fix)
+        yield number, record
+
+
+def _csv_rows(path: Path | str, columns: Columns) -> list[tuple[int, list[str]]]:
+    """(first line, fields) of every non-blank row (csv module, strict: a stray quote is an error)."""
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    before = 0  # lines read before the current row: a quoted field may span several
+    while True:
+        start = before + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as exc:
+            raise DataError(path, start, f"broken CSV: {exc}", CSV_FIX) from None
+        before = reader.line_num
+        if any(cell.strip() for cell in row):
+            rows.append((start, row))
+        elif start == 1:
+            raise DataError(
+                path, start, "the first line is blank", f"start with the header row naming {columns.names()}"
+            )
+
+
+CSV_FIX = 'quote a field that holds commas or line breaks ("..."), and double the quotes inside it ("")'
+
+
+def _csv_records(path: Path | str, columns: Columns) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(first line, row by header name) for every row of a CSV file whose first line is its header."""
+    rows = _csv_rows(path, columns)
+    if not rows:
+        return
+    header_line, header = rows[0][0], [cell.strip() for cell in rows[0][1]]
+    repeated = [name for name, count in Counter(header).items() if count > 1]
+    if repeated:
+        raise DataError(
+            path, header_line, f"column {repeated[0]!r} appears twice in the header", "name every column once"
+        )
+    missing = [names for names in columns.fields if not any(name in header for name in names)]
+    if missing:
+        raise DataError(
+            path,
+            header_line,
+            f"the header ({', '.join(header)}) has no {' or '.join(repr(n) for n in missing[0])} column",
+            f"a header row naming the columns {columns.names()}",
+        )
+    data = rows[1:]
+    # the field count most rows have: when the header is the odd one out, it is the line to fix
+    usual = Counter(len(fields) for _, fields in data).most_common(1)[0][0] if data else len(header)
+    if usual != len(header):
+        raise DataError(
+            path,
+            header_line,
+            f"the header names {len(header)} columns, the rows have {usual} fields",
+            "give the header one name per column",
+        )
+    for start, fields in data:
+        if len(fields) != len(header):
+            raise DataError(
+                path,
+                start,
+                f"{len(fields)} fields, but the header on line {header_line} names {len(header)}",
+                CSV_FIX,
+            )
+        yield start, dict(zip(header, fields, strict=True))
+
+
+def _records(path: Path | str, file_format: str, columns: Columns) -> Iterator[tuple[int, dict[str, Any]]]:
+    return _json_records(path) if file_format == "jsonl" else _csv_records(path, columns)
+
+
+def _field(
+    path: Path | str, number: int, record: Mapping[str, Any], names: tuple[str, ...], columns: Columns
+) -> Any:
+    for name in names:
+        if name in record:
+            return record[name]
+    found = ", ".join(sorted(record)) or "none"
+    raise DataError(
+        path,
+        number,
+        f"no {' or '.join(repr(n) for n in names)} field (fields: {found})",
+        f"give every record the fields {columns.names()}, e.g. {columns.example}",
+    )
+
+
+def _text(path: Path | str, number: int, value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise DataError(
+            path, number, f"{name} is a {type(value).__name__}, not a text", f"write {name} as a string"
+        )
+    if not value.strip():
+        raise DataError(path, number, f"empty {name}", "remove the record or fill in the text")
+    return value
+
+
+def _label(path: Path | str, number: int, value: Any, labels: Collection[str] | None) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise DataError(
+            path, number, f"label {value!r} is not a string or an integer", "write the label as a string"
+        )
+    label = str(value).strip()
+    _check_label(path, number, label, labels)
+    return label
+
+
+def _record_id(
+    path: Path | str, number: int, record: Mapping[str, Any], seen: dict[str, int], stem: str
+) -> str:
+    """The record's own id (`id`, `idx` or `guid`), which must be unique; else `<file stem>:<line>`."""
+    value = next((record[name] for name in ID_FIELDS if name in record), None)
+    if value is None:
+        return f"{stem}:{number}"
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        raise DataError(
+            path,
+            number,
+            f"id {value!r} is not a non-empty string or integer",
+            "give every record a unique id",
+        )
+    record_id = str(value).strip()
+    if record_id in seen:
+        raise DataError(
+            path,
+            number,
+            f"duplicate id {record_id!r} (first on line {seen[record_id]})",
+            "give every record a unique id",
+        )
+    seen[record_id] = number
+    return record_id
+
+
+def _cell_list(path: Path | str, number: int, value: Any, name: str) -> list[Any]:
+    """A list field: a JSON list, or a CSV cell holding a JSON or Python list (pandas writes those) or
+    whitespace-separated items."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                raise DataError(
+                    path,
+                    number,
+                    f"{name} starts with '[' but is not a list",
+                    f"write {name} as a list (\"['IL-2', 'gene']\") or as items separated by spaces",
+                ) from None
+        else:
+            value = text.split()
+    if not isinstance(value, list):
+        raise DataError(
+            path, number, f"{name} is a {type(value).__name__}, not a list", f"write {name} as a list"
+        )
+    return value
+
+
+def read_tagged_records(
+    path: Path | str,
+    allowed_tags: Collection[str] | None = None,
+    file_format: str = "jsonl",
+    tag_names: Sequence[str] | None = None,
+) -> list[TaggedSentence]:
+    """JSON Lines or CSV with `tokens` + `ner_tags` (run_ner.py's columns), one sentence per record.
+
+    Tags are strings, or integers with `tag_names` (the tag of each index, in order). In a CSV cell,
+    tokens and tags are a list (JSON or Python) or separated by spaces.
+    """
+    allowed = set(allowed_tags) if allowed_tags is not None else None
+    stem = Path(path).stem
+    sentences: list[TaggedSentence] = []
+    seen: dict[str, int] = {}
+    for number, record in _records(path, file_format, TAGGED_COLUMNS):
+        words = _cell_list(
+            path, number, _field(path, number, record, TAGGED_COLUMNS.fields[0], TAGGED_COLUMNS), "tokens"
+        )
+        tags = _cell_list(
+            path, number, _field(path, number, record, TAGGED_COLUMNS.fields[1], TAGGED_COLUMNS), "ner_tags"
+        )
+        if not words:
+            raise DataError(path, number, "a sentence without tokens", "remove the record")
+        if len(words) != len(tags):
+            raise DataError(
+                path, number, f"{len(words)} tokens but {len(tags)} tags", "give every token exactly one tag"
+            )
+        for word in words:
+            if not isinstance(word, str) or not word.strip():
+                raise DataError(
+                    path, number, f"token {word!r} is not a non-empty string", "write every token as text"
+                )
+        names = [_tag_name(path, number, tag, tag_names) for tag in tags]
+        for tag in names:
+            if allowed is not None and tag not in allowed:
+                raise DataError(
+                    path, number, f"unknown tag {tag!r}", f"use one of: {', '.join(sorted(allowed))}"
+                )
+        sentences.append(
+            TaggedSentence(
+                id=_record_id(path, number, record, seen, stem),
+                words=tuple(words),
+                tags=tuple(names),
+                source=f"{path}:{number}",
+                word_lines=False,
+            )
+        )
+    _require_examples(path, sentences, "sentences")
+    return sentences
+
+
+def _tag_name(path: Path | str, number: int, tag: Any, tag_names: Sequence[str] | None) -> str:
+    if isinstance(tag, str) and tag.strip():
+        if tag.strip().lstrip("-").isdigit() and tag_names is not None:  # a CSV cell's integers are text
+            return _tag_name(path, number, int(tag), tag_names)
+        return tag.strip()
+    if isinstance(tag, int) and not isinstance(tag, bool):
+        if tag_names is None:
+            raise DataError(
+                path,
+                number,
+                f"tag {tag} is a number, and no tag names were given",
+                "give the tag of each index in order (--tag-names O,B-Disease,I-Disease; from a Hugging "
+                "Face dataset: features['ner_tags'].feature.names), or write the tags as strings",
+            )
+        if not 0 <= tag < len(tag_names):
+            raise DataError(
+                path,
+                number,
+                f"tag {tag} is outside the {len(tag_names)} tag names (0-{len(tag_names) - 1})",
+                "give one tag name per index (--tag-names)",
+            )
+        return tag_names[tag]
+    raise DataError(path, number, f"tag {tag!r} is not a string or an integer", "write every tag as a string")
+
+
+def read_conll(path: Path | str, allowed_tags: Collection[str] | None = None) -> list[TaggedSentence]:
+    """CoNLL: one word per line in whitespace-separated columns (the word first, the tag last), a blank line
+    between sentences; `-DOCSTART-` lines are skipped. Every line has the file's number of columns."""
+    allowed = set(allowed_tags) if allowed_tags is not None else None
+    stem = Path(path).stem
+    lines = _lines(path)
+    rows = {
+        number: COLUMN_SPACE.split(line.strip(" \t"))
+        for number, line in enumerate(lines, start=1)
+        if line.strip(" \t") and not line.startswith(DOCSTART)
+    }
+    # the columns most lines have: a wrong line is named as such even when it comes first
+    columns = Counter(len(fields) for fields in rows.values()).most_common(1)[0][0] if rows else 2
+    sentences: list[TaggedSentence] = []
+    words: list[str] = []
+    tags: list[str] = []
+    first_line = 0
+
+    def close() -> None:
+        if words:
+            sentences.append(
+                TaggedSentence(f"{stem}:{first_line}", tuple(words), tuple(tags), f"{path}:{first_line}")
+            )
+            words.clear()
+            tags.clear()
+
+    for number in range(1, len(lines) + 1):
+        fields = rows.get(number)
+        if fields is None:  # blank or -DOCSTART-
+            close()
+            continue
+        if len(fields) < 2:
+            raise DataError(
+                path,
+                number,
+                "one column: a word without its tag",
+                "write the word, any other columns and the tag last, separated by spaces or tabs",
+            )
+        if len(fields) != columns:
+            raise DataError(
+                path,
+                number,
+                f"{len(fields)} columns where the file's lines have {columns}",
+                "give every line the same columns (the word first, the tag last); a word cannot hold spaces",
+            )
+        tag = fields[-1]
+        if allowed is not None and tag not in allowed:
+            raise DataError(path, number, f"unknown tag {tag!r}", f"use one of: {', '.join(sorted(allowed))}")
+        if not words:
+            first_line = number
+        words.append(fields[0])
+        tags.append(tag)
+    close()
+    _require_examples(path, sentences, "sentences")
+    return sentences
+
+
+COLUMN_SPACE = re.compile(r"[ \t]+")
+
+
+def read_labeled_records(
+    path: Path | str, labels: Collection[str] | None = None, file_format: str = "jsonl"
+) -> list[LabeledText]:
+    """JSON Lines or CSV with `sentence` (or `text`) + `label` (run_glue.py's single-sentence columns)."""
+    stem = Path(path).stem
+    examples: list[LabeledText] = []
+    seen: dict[str, int] = {}
+    for number, record in _records(path, file_format, LABELED_COLUMNS):
+        text = _text(
+            path, number, _field(path, number, record, LABELED_COLUMNS.fields[0], LABELED_COLUMNS), "sentence"
+        )
+        label = _label(
+            path, number, _field(path, number, record, LABELED_COLUMNS.fields[1], LABELED_COLUMNS), labels
+        )
+        record_id = _record_id(path, number, record, seen, stem)
+        examples.append(LabeledText(id=record_id, text=text, label=label, source=f"{path}:{number}"))
+    _require_examples(path, examples, "examples")
+    return examples
+
+
+def read_scored_records(path: Path | str, file_format: str = "jsonl") -> list[ScoredPair]:
+    """JSON Lines or CSV with `sentence1` + `sentence2` + `label` (run_glue.py's STS-B columns), scored 0-4
+    as BIOSSES is."""
+    stem = Path(path).stem
+    pairs: list[ScoredPair] = []
+    seen: dict[str, int] = {}
+    for number, record in _records(path, file_format, SCORED_COLUMNS):
+        text_a = _text(
+            path, number, _field(path, number, record, SCORED_COLUMNS.fields[0], SCORED_COLUMNS), "sentence1"
+        )
+        text_b = _text(
+            path, number, _field(path, number, record, SCORED_COLUMNS.fields[1], SCORED_COLUMNS), "sentence2"
+        )
+        value = _field(path, number, record, SCORED_COLUMNS.fields[2], SCORED_COLUMNS)
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise DataError(
+                path,
+                number,
+                f"score {value!r} is not a number",
+                f"write the score as a number from 0 to {BIOSSES_MAX_SCORE:g}",
+            )
+        score = _parse_score(path, number, str(value).strip())
+        record_id = _record_id(path, number, record, seen, stem)
+        pairs.append(
+            ScoredPair(id=record_id, text_a=text_a, text_b=text_b, score=score, source=f"{path}:{number}")
+        )
+    _require_examples(path, pairs, "sentence pairs")
+    return pairs
+
+
+def read_question_records(
+    path: Path | str, labels: Collection[str] | None = None, file_format: str = "jsonl"
+) -> list[Question]:
+    """JSON Lines or CSV with `question` + `context` + `label`."""
+    stem = Path(path).stem
+    questions: list[Question] = []
+    seen: dict[str, int] = {}
+    for number, record in _records(path, file_format, QUESTION_COLUMNS):
+        question = _text(
+            path,
+            number,
+            _field(path, number, record, QUESTION_COLUMNS.fields[0], QUESTION_COLUMNS),
+            "question",
+        )
+        context = _text(
+            path,
+            number,
+            _field(path, number, record, QUESTION_COLUMNS.fields[1], QUESTION_COLUMNS),
+            "context",
+        )
+        label = _label(
+            path, number, _field(path, number, record, QUESTION_COLUMNS.fields[2], QUESTION_COLUMNS), labels
+        )
+        record_id = _record_id(path, number, record, seen, stem)
+        questions.append(
+            Question(id=record_id, question=question, context=context, label=label, source=f"{path}:{number}")
+        )
+    _require_examples(path, questions, "questions")
+    return questions

@@ -23,7 +23,8 @@ from biotune.study.spec import HYPERPARAMETER_KEYS, StudyConfig
 
 RUN_ID_LENGTH = 16
 HYPERPARAMETER_LABELS = {"learning_rate": "lr", "batch_size": "batch", "epochs": "epochs"}
-NOT_IN_IDENTITY = ("data_dir", "device", "output", "seeds")
+# tracking only observes a run: turning it on for a resume keeps every finished run
+NOT_IN_IDENTITY = ("data_dir", "device", "output", "seeds", "report_to")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from biotune.study.runners import (
 from biotune.study.spec import StudyConfig, load_study
 from biotune.study.store import StudyStore
 from biotune.study.validate import check_runs
+from biotune.tracking import RunTracking, check_available, parse_report_to
 
 LOCK_FILE = ".study.lock"
 STUDY_COPY = "study.yaml"
@@ -120,11 +121,21 @@ def run_study(
     retry_failed: bool = False,
     runner: Runner | str = "local",
     progress: StudyProgress | None = None,
+    report_to: list[str] | None = None,
 ) -> StudyResult:
+    """`report_to` (given: replaces `train.report_to`) logs every run to TensorBoard/MLflow, under one
+    MLflow experiment named after the study folder."""
     study_file = Path(study_file)
     study = load_study(study_file)
     runs, warnings = plan_study(study, str(study_file))
     study_dir = Path(output) if output is not None else default_output(study_file)
+    if report_to is not None:
+        try:
+            report_to = parse_report_to(report_to)
+        except ValueError as exc:
+            raise ConfigError(f"--report-to: {exc}") from exc
+        check_available(report_to)
+    experiment = study_dir.resolve().name
     chosen = make_runner(runner) if isinstance(runner, str) else runner
     progress = progress or StudyProgress()
     # a full disk outside a run (the study copy, the lock file) stops the study with one clear message
@@ -144,14 +155,19 @@ def run_study(
         if retry_failed:
             store.requeue_failed()
         queued = store.runs(RunStatus.QUEUED)
+        planned = {run.run_id: list(run.config.report_to) for run in runs}
         result = StudyResult(study_dir=study_dir, total=len(runs), warnings=warnings)
         progress.planned(len(runs), len(queued), warnings)
         tasks = [
             RunTask(
                 r.run_id,
-                portable(r.config),
+                # tracking as the study says now (the store keeps a run's config from when it was queued)
+                portable(
+                    {**r.config, "report_to": report_to if report_to is not None else planned[r.run_id]}
+                ),
                 str(safe_child(study_dir, r.run_dir, "run folder in the store").resolve()),
                 describe(r),
+                RunTracking(experiment, {"model": r.model, "dataset": r.dataset, "technique": r.technique}),
             )
             for r in queued
         ]

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from biotune.errors import BiotuneError, ConfigError
 from biotune.study.records import RunOutcome, RunStatus
+from biotune.tracking import RunTracking
 
 log = logging.getLogger("biotune")
 
@@ -49,6 +50,7 @@ class RunTask:
     config: dict[str, Any]
     run_dir: str
     description: str
+    tracking: RunTracking | None = None  # the study's experiment and the run's tags, for `report_to`
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,7 @@ def execute_run(task: RunTask) -> RunOutcome:
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
         config = TrainConfig.model_validate(task.config)
-        results = run_training(config, run_dir, progress=False)
+        results = run_training(config, run_dir, progress=False, tracking=task.tracking)
         return outcome_from_results(task.run_id, results, started_at)
     except Exception as exc:  # a bug or bad data in one run must not stop the study
         if disk_full(exc):

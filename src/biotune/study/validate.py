@@ -19,12 +19,24 @@ from biotune.study.grid import RunSpec
 def check_runs(runs: list[RunSpec]) -> list[str]:
     """Raise one ConfigError listing every problem; return warnings about data files that are absent."""
     problems: list[str] = []
+    problems += _check_tracking(runs)
     problems += _check_models_and_techniques(runs)
     data_problems, warnings = _check_data(runs)
     problems += data_problems
     if problems:
         raise ConfigError("the study cannot start:\n" + "\n".join(f"  {p}" for p in problems))
     return warnings
+
+
+def _check_tracking(runs: list[RunSpec]) -> list[str]:
+    from biotune.tracking import check_available
+
+    backends = list(dict.fromkeys(name for run in runs for name in run.config.report_to))
+    try:
+        check_available(backends)
+    except ConfigError as exc:
+        return [str(exc)]
+    return []
 
 
 def _check_models_and_techniques(runs: list[RunSpec]) -> list[str]:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from biotune.data.readers import ReadOptions
 from biotune.errors import ConfigError, DataError
 from biotune.tasks.heads import IGNORE_INDEX, Head, HeadKind, get_head
 from biotune.textsplit import Word
@@ -141,8 +142,13 @@ class Task(ABC):
 
     @classmethod
     @abstractmethod
-    def read(cls, path: Path | str, labels: Collection[str] | None = None) -> list[Any]:
-        """Read one file of this task type (biotune.data.readers) into typed examples."""
+    def read(
+        cls, path: Path | str, labels: Collection[str] | None = None, options: ReadOptions | None = None
+    ) -> list[Any]:
+        """Read one file of this task type (biotune.data.readers) into typed examples.
+
+        `options` None: the type's BLURB layout (registry files); given: a user's own file in the format
+        asked for, or (`auto`) the one its extension and content show (`readers.detect_format`)."""
 
     @classmethod
     def own_labels(cls, train_path: Path, train: Sequence[Any]) -> tuple[str, ...]:
@@ -153,6 +159,11 @@ class Task(ABC):
     def label_names(cls, example: Any, names: Sequence[str] = ()) -> list[str]:
         """The labels one example carries, by name (`names`: the label names of index labels)."""
         return []
+
+    @classmethod
+    def label_line(cls, example: Any, position: int) -> int:
+        """The 1-based line of the `position`-th label of `label_names(example)`: the example's own line."""
+        return int(example.source.rsplit(":", 1)[1])
 
     @classmethod
     def own_negative_label(cls, labels: tuple[str, ...], negative_label: str | None) -> str | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from biotune.config import TaskType
+from biotune.data.readers import ReadOptions
 from biotune.errors import ConfigError
 from biotune.tasks.base import Task, TaskOptions
 from biotune.tasks.sequence import (
@@ -43,9 +44,16 @@ def task_class(task_type: str) -> type[Task]:
     return cls
 
 
-def read_file(task_type: str, path: Path | str, labels: Collection[str] | None = None) -> list[Any]:
-    """Read one file of the given task type. For multilabel, `labels` fixes the number of label columns."""
-    return task_class(task_type).read(path, labels)
+def read_file(
+    task_type: str,
+    path: Path | str,
+    labels: Collection[str] | None = None,
+    options: ReadOptions | None = None,
+) -> list[Any]:
+    """Read one file of the given task type. For multilabel, `labels` fixes the number of label columns.
+
+    `options` None reads BLURB's layout of the type; a user's file takes ReadOptions (format, tag names)."""
+    return task_class(task_type).read(path, labels, options)
 
 
 def get_task(

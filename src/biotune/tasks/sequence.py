@@ -25,6 +25,7 @@ from transformers import BatchEncoding, PreTrainedTokenizerBase
 from biotune import metrics
 from biotune.data import readers
 from biotune.data.examples import LabeledDocument, LabeledText, Question, ScoredPair
+from biotune.data.readers import ReadOptions
 from biotune.data.registry import resolve_negative_label
 from biotune.errors import ConfigError, DataError
 from biotune.tasks.base import (
@@ -153,8 +154,16 @@ class ClassificationTask(_SingleLabelTask):
     description = "text classification"
 
     @classmethod
-    def read(cls, path: Path | str, labels: Collection[str] | None = None) -> list[Any]:
-        return list(readers.read_labeled_tsv(path, labels))
+    def read(
+        cls, path: Path | str, labels: Collection[str] | None = None, options: ReadOptions | None = None
+    ) -> list[Any]:
+        if options is None:
+            return list(readers.read_labeled_tsv(path, labels))
+        formats = ("tsv", "jsonl", "csv")
+        chosen = readers.resolve_format(path, options, readers.LABELED_COLUMNS, formats, cls.task_type)
+        if chosen == "tsv":
+            return list(readers.read_labeled_tsv(path, labels))
+        return list(readers.read_labeled_records(path, labels, chosen))
 
     @classmethod
     def score(
@@ -234,8 +243,17 @@ class QuestionAnsweringTask(_SingleLabelTask):
     answer_key = "answer"
 
     @classmethod
-    def read(cls, path: Path | str, labels: Collection[str] | None = None) -> list[Any]:
-        if readers.looks_like_json(path):
+    def read(
+        cls, path: Path | str, labels: Collection[str] | None = None, options: ReadOptions | None = None
+    ) -> list[Any]:
+        # BLURB's two layouts, PubMedQA's JSON or BioASQ's TSV: the first choice, what `auto` falls back to
+        chosen = "json" if readers.looks_like_json(path) else "tsv"
+        if options is not None:
+            formats = (chosen, *(f for f in ("tsv", "json", "jsonl", "csv") if f != chosen))
+            chosen = readers.resolve_format(path, options, readers.QUESTION_COLUMNS, formats, cls.task_type)
+        if chosen in ("jsonl", "csv"):
+            return list(readers.read_question_records(path, labels, chosen))
+        if chosen == "json":
             return list(readers.read_pubmedqa(path, labels))
         return list(readers.read_bioasq(path, labels))
 
@@ -309,8 +327,16 @@ class SimilarityTask(_OneFeaturePerExample):
         return 1
 
     @classmethod
-    def read(cls, path: Path | str, labels: Collection[str] | None = None) -> list[Any]:
-        return list(readers.read_biosses(path))
+    def read(
+        cls, path: Path | str, labels: Collection[str] | None = None, options: ReadOptions | None = None
+    ) -> list[Any]:
+        if options is None:
+            return list(readers.read_biosses(path))
+        formats = ("tsv", "jsonl", "csv")
+        chosen = readers.resolve_format(path, options, readers.SCORED_COLUMNS, formats, cls.task_type)
+        if chosen == "tsv":
+            return list(readers.read_biosses(path))
+        return list(readers.read_scored_records(path, chosen))
 
     @classmethod
     def score_summary(cls, examples: Sequence[Any]) -> dict[str, float]:
@@ -404,7 +430,11 @@ class MultilabelTask(_OneFeaturePerExample):
     uses_threshold = True
 
     @classmethod
-    def read(cls, path: Path | str, labels: Collection[str] | None = None) -> list[Any]:
+    def read(
+        cls, path: Path | str, labels: Collection[str] | None = None, options: ReadOptions | None = None
+    ) -> list[Any]:
+        if options is not None:  # only HoC's layout: run_glue.py's columns hold one label per text
+            readers.resolve_format(path, options, readers.LABELED_COLUMNS, ("tsv",), cls.task_type)
         return list(readers.read_hoc(path, len(labels) if labels else None))
 
     @classmethod

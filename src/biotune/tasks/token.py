@@ -21,6 +21,7 @@ from transformers import PreTrainedTokenizerBase
 from biotune import metrics
 from biotune.data import readers
 from biotune.data.examples import TaggedSentence
+from biotune.data.readers import ReadOptions
 from biotune.errors import ConfigError, DataError
 from biotune.tasks.base import (
     IGNORE_INDEX,
@@ -54,8 +55,18 @@ class TokenTask(Task):
     head: HeadKind = "token"
 
     @classmethod
-    def read(cls, path: Path | str, labels: Collection[str] | None = None) -> list[Any]:
-        return list(readers.read_tagged_tsv(path, labels))
+    def read(
+        cls, path: Path | str, labels: Collection[str] | None = None, options: ReadOptions | None = None
+    ) -> list[Any]:
+        if options is None:
+            return list(readers.read_tagged_tsv(path, labels))
+        formats = ("tsv", "conll", "jsonl", "csv")
+        chosen = readers.resolve_format(path, options, readers.TAGGED_COLUMNS, formats, cls.task_type)
+        if chosen == "tsv":
+            return list(readers.read_tagged_tsv(path, labels))
+        if chosen == "conll":
+            return list(readers.read_conll(path, labels))
+        return list(readers.read_tagged_records(path, labels, chosen, options.tag_names))
 
     @classmethod
     def own_labels(cls, train_path: Path, train: Sequence[Any]) -> tuple[str, ...]:
@@ -64,6 +75,12 @@ class TokenTask(Task):
     @classmethod
     def label_names(cls, example: Any, names: Sequence[str] = ()) -> list[str]:
         return list(example.tags)
+
+    @classmethod
+    def label_line(cls, example: Any, position: int) -> int:
+        """A word a line from the sentence's first (TSV, CoNLL); JSON Lines and CSV: the sentence's line."""
+        line = super().label_line(example, position)
+        return line + position if example.word_lines else line
 
     def trivial_predictions(self, train: Sequence[Any], examples: Sequence[Any]) -> list[list[str]]:
         """Every word outside any entity."""
