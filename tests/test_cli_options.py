@@ -29,7 +29,10 @@ runner = CliRunner()
 NOT_FIELDS = {"config"}  # train's one option that is no TrainConfig field: the YAML file of the fields
 # values a field's validator accepts where the generic sample of its type would not
 SAMPLES: dict[str, tuple[list[str], Any]] = {
-    "techniques": (["reinit:1", "freeze:2"], ["freeze:2", "reinit:1"])
+    "techniques": (["reinit:1", "freeze:2"], ["freeze:2", "reinit:1"]),
+    # validated values: the tracking backends, and tag names given as a comma list
+    "report_to": (["tensorboard", "mlflow"], ["tensorboard", "mlflow"]),
+    "tag_names": (["O,B-Disease", "I-Disease"], ["O", "B-Disease", "I-Disease"]),
 }
 
 
