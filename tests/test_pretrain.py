@@ -120,6 +120,10 @@ def test_heldout_loss_falls_and_resumed_equals_uninterrupted(
     progress = [json.loads(line) for line in (tmp_path / "whole" / "progress.jsonl").read_text().splitlines()]
     assert [r["step"] for r in progress] == [0, 4, 8, 12]
     assert all(r["tokens_per_second"] > 0 for r in progress[1:])
+    tokenizer = load_tokenizer(str(tiny_bert))
+    documents = read_corpus([str(corpus_file)]).documents
+    expected_tokens = sum(len(ids) for ids in tokenizer(documents, add_special_tokens=False)["input_ids"])
+    assert whole.corpus[str(corpus_file)]["tokens"] == expected_tokens
 
     stopped = pretrain(_config(tiny_bert, corpus_file, tmp_path / "split", stop_at_step=5))
     assert not stopped.finished and stopped.steps == 5
@@ -255,3 +259,8 @@ def test_the_command_pretrains_and_reports(tiny_bert: Path, corpus_file: Path, t
     assert "finished at step 2" in result.output and "held-out loss" in result.output
     assert (output / "config.json").is_file() and (output / "README.md").is_file()
     assert len((output / "progress.jsonl").read_text().splitlines()) == 3
+
+
+def test_blurb_train_refuses_without_the_dev_and_test_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="every BLURB dev and test file"):
+        blurb_train_documents(tmp_path)

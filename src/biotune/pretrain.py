@@ -190,6 +190,13 @@ def blurb_train_documents(data_dir: Path | None) -> tuple[dict[str, list[str]], 
     from biotune.data.registry import all_specs
 
     loaded = [(spec, load_dataset(spec, data_dir, allow_missing=True)) for spec in all_specs()]
+    # an absent dev/test file could hold any train sentence: without it the exclusion cannot be checked
+    absent = [str(path) for _, splits in loaded for split, path in splits.missing.items() if split != "train"]
+    if absent:
+        raise ConfigError(
+            f"{BLURB_TRAIN} needs every BLURB dev and test file to keep their text out, and these are "
+            f"missing: {', '.join(absent)}; run `biotune data fetch` (or give --data-dir)"
+        )
     held_out = HeldOutText()
     for _, splits in loaded:
         for example in [*splits.dev, *splits.test]:
@@ -198,6 +205,10 @@ def blurb_train_documents(data_dir: Path | None) -> tuple[dict[str, list[str]], 
     documents: dict[str, list[str]] = {}
     dropped: dict[str, int] = {}
     for spec, splits in loaded:
+        if "train" in splits.missing:
+            log.warning(
+                "%s: the train file %s is missing; its text is left out", spec.name, splits.missing["train"]
+            )
         if spec.task_type == "re" or "train" in splits.missing:
             continue
         name = f"{BLURB_TRAIN}:{spec.name}"
@@ -531,7 +542,11 @@ def pretrain(
         corpus.report,
     )
     heldout = pack(
-        [corpus.documents[i] for i in heldout_ids], ["heldout"] * n_heldout, tokenizer, config.max_length
+        [corpus.documents[i] for i in heldout_ids],
+        [corpus.sources[i] for i in heldout_ids],
+        tokenizer,
+        config.max_length,
+        corpus.report,
     )
     heldout = Packed(
         heldout.input_ids[: config.heldout_max_sequences], heldout.word_ids[: config.heldout_max_sequences]
