@@ -127,6 +127,8 @@ def test_heldout_loss_falls_and_resumed_equals_uninterrupted(
 
     stopped = pretrain(_config(tiny_bert, corpus_file, tmp_path / "split", stop_at_step=5))
     assert not stopped.finished and stopped.steps == 5
+    state = torch.load(tmp_path / "split" / "checkpoint" / "state.pt", weights_only=True)
+    assert state["step"] == 5  # the stop point itself is checkpointed, between two --save-every steps
     resumed = pretrain(_config(tiny_bert, corpus_file, tmp_path / "split"))
     assert resumed.finished and resumed.steps == 12 and resumed.tokens == whole.tokens
     for a, b in zip(whole.history, resumed.history, strict=True):

@@ -659,7 +659,7 @@ def pretrain(
             if on_progress is not None:
                 on_progress(record)
             interval_start, interval_tokens, interval_losses = time.perf_counter(), 0, []
-        if step % config.save_every == 0 or finished():
+        if step % config.save_every == 0 or finished() or step == config.stop_at_step:
             save_checkpoint()
 
     output.mkdir(parents=True, exist_ok=True)
