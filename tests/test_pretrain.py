@@ -17,6 +17,7 @@ from biotune.errors import ConfigError, DataError
 from biotune.models import load_tokenizer
 from biotune.pretrain import (
     OVERLAP_WORDS,
+    PLACEHOLDER,
     PretrainConfig,
     blurb_train_documents,
     example_texts,
@@ -226,6 +227,7 @@ def test_blurb_train_excludes_every_dev_and_test_sentence(shared_data: Path) -> 
     corpus_texts: set[str] = set()
     for docs in documents.values():
         for document in docs:
+            assert not PLACEHOLDER.search(document), document  # RE's entity markers are not text
             words = normalised_words(document)
             corpus_texts.add(" ".join(words))
             corpus_ngrams.update(

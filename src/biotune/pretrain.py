@@ -31,14 +31,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForMaskedLM, PreTrainedTokenizerBase
 
-from biotune.data.examples import (
-    Example,
-    LabeledDocument,
-    LabeledText,
-    Question,
-    ScoredPair,
-    TaggedSentence,
-)
+from biotune.data.examples import Example
 from biotune.device import resolve_device
 from biotune.errors import ConfigError, DataError
 from biotune.models import FP32, load_tokenizer, model_load_error, resolve_model_path
@@ -137,19 +130,25 @@ def _ngrams(words: Sequence[str]) -> Iterable[str]:
         yield " ".join(words[start : start + OVERLAP_WORDS])
 
 
+# The text-bearing fields of the example records (biotune.data.examples), read by name so that any
+# record holding them counts: a tagged sentence's words, a document's sentences, pair and QA texts.
+TEXT_FIELDS = ("words", "sentences", "text_a", "text_b", "question", "context")
+
+
 def example_texts(example: Example) -> list[str]:
     """The natural-language texts of an example (a document's sentences one by one)."""
-    if isinstance(example, TaggedSentence):
-        return [" ".join(example.words)]
-    if isinstance(example, LabeledText):
-        return [example.text]
-    if isinstance(example, ScoredPair):
-        return [example.text_a, example.text_b]
-    if isinstance(example, LabeledDocument):
-        return list(example.sentences)
-    if isinstance(example, Question):
-        return [example.question, example.context]
-    raise TypeError(f"unknown example type {type(example).__name__}")
+    texts: list[str] = []
+    for name in TEXT_FIELDS:
+        value = getattr(example, name, None)
+        if name == "words" and value is not None:
+            texts.append(" ".join(value))
+        elif isinstance(value, tuple):
+            texts.extend(value)
+        elif isinstance(value, str):
+            texts.append(value)
+    if not texts and isinstance(getattr(example, "text", None), str):  # RE text (entities masked)
+        texts.append(example.text)  # type: ignore[union-attr]
+    return texts
 
 
 class HeldOutText:
@@ -183,8 +182,8 @@ def sentences_of(text: str) -> list[str]:
 def blurb_train_documents(data_dir: Path | None) -> tuple[dict[str, list[str]], dict[str, int]]:
     """Each BLURB dataset's train text (documents), less every sentence that overlaps any dev/test text.
 
-    RE train texts are left out: their entities are replaced by markers (@GENE$), which is not text a
-    language model should learn to write. Their dev/test texts still count for the exclusion.
+    Sentences with entity markers (RE's @GENE$) are left out: that is not text a language model should
+    learn to write. RE dev/test texts still count for the exclusion.
     """
     from biotune.data.loading import load_dataset
     from biotune.data.registry import all_specs
@@ -209,7 +208,7 @@ def blurb_train_documents(data_dir: Path | None) -> tuple[dict[str, list[str]], 
             log.warning(
                 "%s: the train file %s is missing; its text is left out", spec.name, splits.missing["train"]
             )
-        if spec.task_type == "re" or "train" in splits.missing:
+        if "train" in splits.missing:
             continue
         name = f"{BLURB_TRAIN}:{spec.name}"
         documents[name], dropped[name] = [], 0
@@ -217,6 +216,8 @@ def blurb_train_documents(data_dir: Path | None) -> tuple[dict[str, list[str]], 
             for text in example_texts(example):
                 kept = []
                 for sentence in sentences_of(text):
+                    if PLACEHOLDER.search(sentence):
+                        continue  # RE: entities replaced by markers, not text a model should learn to write
                     if held_out.overlaps(sentence):
                         dropped[name] += 1
                     else:
