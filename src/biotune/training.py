@@ -162,15 +162,14 @@ class TrainedRows:
     ) -> TrainedRows | None:
         """Swap the compact rows in for the embedding in the optimizer's parameter groups.
 
-        None (nothing changed) unless the input embedding is a plain, untied nn.Embedding on the CPU (where
-        it was measured) that one of the groups trains.
+        None (nothing changed) unless the input embedding is a plain, untied nn.Embedding that one of the
+        groups trains. Whether to use it at all is the device recipe's choice (`compact_embedding_rows`:
+        the CPU, where it was measured), not this method's.
         """
         embedding = model.get_input_embeddings()
         if not isinstance(embedding, nn.Embedding) or embedding.max_norm is not None or embedding.sparse:
             return None
         weight = embedding.weight
-        if weight.device.type != "cpu":
-            return None
         if sum(p is weight for _, p in model.named_parameters(remove_duplicate=False)) != 1:
             return None  # tied to another module: its gradient would come from there too
         place = next(
