@@ -763,6 +763,26 @@ def _records(path: Path | str, file_format: str, columns: Columns) -> Iterator[t
     return _json_records(path) if file_format == "jsonl" else _csv_records(path, columns)
 
 
+@dataclass(frozen=True)
+class _Record:
+    """One record of a JSON Lines or CSV file: its fields in the order of its `Columns`, its id, its line."""
+
+    number: int
+    values: tuple[Any, ...]
+    id: str
+    source: str
+
+
+def _column_records(path: Path | str, file_format: str, columns: Columns) -> Iterator[_Record]:
+    """Every record with each of `columns`' fields looked up (a missing one is an error naming the line)
+    and its unique id (`_record_id`), so each reader only checks what its own fields mean."""
+    stem = Path(path).stem
+    seen: dict[str, int] = {}
+    for number, record in _records(path, file_format, columns):
+        values = tuple(_field(path, number, record, names, columns) for names in columns.fields)
+        yield _Record(number, values, _record_id(path, number, record, seen, stem), f"{path}:{number}")
+
+
 def _field(
     path: Path | str, number: int, record: Mapping[str, Any], names: tuple[str, ...], columns: Columns
 ) -> Any:
@@ -860,16 +880,11 @@ def read_tagged_records(
     tokens and tags are a list (JSON or Python) or separated by spaces.
     """
     allowed = set(allowed_tags) if allowed_tags is not None else None
-    stem = Path(path).stem
     sentences: list[TaggedSentence] = []
-    seen: dict[str, int] = {}
-    for number, record in _records(path, file_format, TAGGED_COLUMNS):
-        words = _cell_list(
-            path, number, _field(path, number, record, TAGGED_COLUMNS.fields[0], TAGGED_COLUMNS), "tokens"
-        )
-        tags = _cell_list(
-            path, number, _field(path, number, record, TAGGED_COLUMNS.fields[1], TAGGED_COLUMNS), "ner_tags"
-        )
+    for record in _column_records(path, file_format, TAGGED_COLUMNS):
+        number = record.number
+        words = _cell_list(path, number, record.values[0], "tokens")
+        tags = _cell_list(path, number, record.values[1], "ner_tags")
         if not words:
             raise DataError(path, number, "a sentence without tokens", "remove the record")
         if len(words) != len(tags):
@@ -889,11 +904,7 @@ def read_tagged_records(
                 )
         sentences.append(
             TaggedSentence(
-                id=_record_id(path, number, record, seen, stem),
-                words=tuple(words),
-                tags=tuple(names),
-                source=f"{path}:{number}",
-                word_lines=False,
+                id=record.id, words=tuple(words), tags=tuple(names), source=record.source, word_lines=False
             )
         )
     _require_examples(path, sentences, "sentences")
@@ -989,18 +1000,15 @@ def read_labeled_records(
     path: Path | str, labels: Collection[str] | None = None, file_format: str = "jsonl"
 ) -> list[LabeledText]:
     """JSON Lines or CSV with `sentence` (or `text`) + `label` (run_glue.py's single-sentence columns)."""
-    stem = Path(path).stem
-    examples: list[LabeledText] = []
-    seen: dict[str, int] = {}
-    for number, record in _records(path, file_format, LABELED_COLUMNS):
-        text = _text(
-            path, number, _field(path, number, record, LABELED_COLUMNS.fields[0], LABELED_COLUMNS), "sentence"
+    examples = [
+        LabeledText(
+            id=record.id,
+            text=_text(path, record.number, record.values[0], "sentence"),
+            label=_label(path, record.number, record.values[1], labels),
+            source=record.source,
         )
-        label = _label(
-            path, number, _field(path, number, record, LABELED_COLUMNS.fields[1], LABELED_COLUMNS), labels
-        )
-        record_id = _record_id(path, number, record, seen, stem)
-        examples.append(LabeledText(id=record_id, text=text, label=label, source=f"{path}:{number}"))
+        for record in _column_records(path, file_format, LABELED_COLUMNS)
+    ]
     _require_examples(path, examples, "examples")
     return examples
 
@@ -1008,17 +1016,11 @@ def read_labeled_records(
 def read_scored_records(path: Path | str, file_format: str = "jsonl") -> list[ScoredPair]:
     """JSON Lines or CSV with `sentence1` + `sentence2` + `label` (run_glue.py's STS-B columns), scored 0-4
     as BIOSSES is."""
-    stem = Path(path).stem
     pairs: list[ScoredPair] = []
-    seen: dict[str, int] = {}
-    for number, record in _records(path, file_format, SCORED_COLUMNS):
-        text_a = _text(
-            path, number, _field(path, number, record, SCORED_COLUMNS.fields[0], SCORED_COLUMNS), "sentence1"
-        )
-        text_b = _text(
-            path, number, _field(path, number, record, SCORED_COLUMNS.fields[1], SCORED_COLUMNS), "sentence2"
-        )
-        value = _field(path, number, record, SCORED_COLUMNS.fields[2], SCORED_COLUMNS)
+    for record in _column_records(path, file_format, SCORED_COLUMNS):
+        number, value = record.number, record.values[2]
+        text_a = _text(path, number, record.values[0], "sentence1")
+        text_b = _text(path, number, record.values[1], "sentence2")
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise DataError(
                 path,
@@ -1026,10 +1028,14 @@ def read_scored_records(path: Path | str, file_format: str = "jsonl") -> list[Sc
                 f"score {value!r} is not a number",
                 f"write the score as a number from 0 to {BIOSSES_MAX_SCORE:g}",
             )
-        score = _parse_score(path, number, str(value).strip())
-        record_id = _record_id(path, number, record, seen, stem)
         pairs.append(
-            ScoredPair(id=record_id, text_a=text_a, text_b=text_b, score=score, source=f"{path}:{number}")
+            ScoredPair(
+                id=record.id,
+                text_a=text_a,
+                text_b=text_b,
+                score=_parse_score(path, number, str(value).strip()),
+                source=record.source,
+            )
         )
     _require_examples(path, pairs, "sentence pairs")
     return pairs
@@ -1039,28 +1045,15 @@ def read_question_records(
     path: Path | str, labels: Collection[str] | None = None, file_format: str = "jsonl"
 ) -> list[Question]:
     """JSON Lines or CSV with `question` + `context` + `label`."""
-    stem = Path(path).stem
-    questions: list[Question] = []
-    seen: dict[str, int] = {}
-    for number, record in _records(path, file_format, QUESTION_COLUMNS):
-        question = _text(
-            path,
-            number,
-            _field(path, number, record, QUESTION_COLUMNS.fields[0], QUESTION_COLUMNS),
-            "question",
+    questions = [
+        Question(
+            id=record.id,
+            question=_text(path, record.number, record.values[0], "question"),
+            context=_text(path, record.number, record.values[1], "context"),
+            label=_label(path, record.number, record.values[2], labels),
+            source=record.source,
         )
-        context = _text(
-            path,
-            number,
-            _field(path, number, record, QUESTION_COLUMNS.fields[1], QUESTION_COLUMNS),
-            "context",
-        )
-        label = _label(
-            path, number, _field(path, number, record, QUESTION_COLUMNS.fields[2], QUESTION_COLUMNS), labels
-        )
-        record_id = _record_id(path, number, record, seen, stem)
-        questions.append(
-            Question(id=record_id, question=question, context=context, label=label, source=f"{path}:{number}")
-        )
+        for record in _column_records(path, file_format, QUESTION_COLUMNS)
+    ]
     _require_examples(path, questions, "questions")
     return questions
