@@ -11,6 +11,13 @@ Whole-word masking is written here rather than taken from transformers: its
 `DataCollatorForLanguageModeling(whole_word_mask=True)` finds words from character offsets, which packing
 across documents breaks, and it turns the 10% random / 10% unchanged replacements off. This module keeps
 BERT's 80/10/10 and knows each token's word from the fast tokenizer's word ids.
+
+With `extend_vocabulary` N, the N most frequent training-corpus words that the tokenizer splits into 3 or
+more pieces become whole tokens before any packing (biotune.vocabulary), each new embedding row the mean of
+its pieces; sub-tokens per word before and after are measured on the BLURB dev text (the held-out documents
+when no BLURB dev split is found) and written to the summary and the card. The words are a function of the
+corpus and the base tokenizer, which every run (a resumed one too) starts from, so a resumed run extends the
+vocabulary exactly as the interrupted one did, and the checkpoint's fingerprint holds the words.
 """
 
 from __future__ import annotations
@@ -36,6 +43,15 @@ from biotune.device import resolve_device
 from biotune.errors import ConfigError, DataError
 from biotune.models import FP32, load_tokenizer, model_load_error, resolve_model_path
 from biotune.textsplit import split_sentences, split_words
+from biotune.vocabulary import (
+    MIN_PIECES,
+    Fragmentation,
+    FragmentedWord,
+    add_words,
+    frequent_fragmented_words,
+    init_new_rows,
+    require_wordpiece,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +91,7 @@ class PretrainConfig:
     seed: int = 0
     device: str = "auto"
     stop_at_step: int | None = None  # end this invocation there (checkpointed); the schedule is unchanged
+    extend_vocabulary: int = 0  # add the N most frequent corpus words split into 3+ pieces as tokens; 0: off
 
     def check(self) -> None:
         if not self.corpus:
@@ -90,6 +107,11 @@ class PretrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be 1 or more, not {value}")
+        if self.extend_vocabulary < 0:
+            raise ConfigError(
+                f"--extend-vocabulary must be 0 (off) or the number of words to add, "
+                f"not {self.extend_vocabulary}"
+            )
         if not 0 < self.mlm_probability < 1 or not 0 < self.heldout_fraction < 1:
             raise ConfigError("the masking probability and the held-out fraction must lie between 0 and 1")
 
@@ -98,6 +120,8 @@ class PretrainConfig:
         values = asdict(self)
         for free in ("output", "save_every", "eval_every", "stop_at_step", "device", "data_dir"):
             values.pop(free)
+        if not self.extend_vocabulary:
+            values.pop("extend_vocabulary")  # off: checkpoints written before the option existed still resume
         values["model"] = resolve_model_path(self.model)
         return values
 
@@ -225,6 +249,32 @@ def blurb_train_documents(data_dir: Path | None) -> tuple[dict[str, list[str]], 
                 if kept:
                     documents[name].append(" ".join(kept))
     return documents, dropped
+
+
+def blurb_dev_texts(data_dir: Path | None) -> tuple[dict[str, list[str]], list[str]]:
+    """Each BLURB dataset's distinct dev texts (RE entity markers taken out), and the datasets without a dev
+    file. With no data home given and none found, every dataset is absent; a --data-dir that is not a folder
+    is an error."""
+    from biotune.data.loading import load_dataset
+    from biotune.data.paths import resolve_data_dir
+    from biotune.data.registry import all_specs
+
+    try:
+        home = resolve_data_dir(data_dir)
+    except ConfigError:
+        if data_dir is not None:
+            raise
+        return {}, [spec.name for spec in all_specs()]
+    texts: dict[str, list[str]] = {}
+    absent: list[str] = []
+    for spec in all_specs():
+        splits = load_dataset(spec, home, splits=("dev",), allow_missing=True)
+        if "dev" in splits.missing:
+            absent.append(spec.name)
+            continue
+        found = (PLACEHOLDER.sub(" ", text).strip() for e in splits.dev for text in example_texts(e))
+        texts[spec.name] = list(dict.fromkeys(text for text in found if text))
+    return texts, absent
 
 
 def _read_text_file(path: Path) -> list[str]:
@@ -419,6 +469,67 @@ def _generator(*parts: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(hashlib.sha256(repr(parts).encode()).hexdigest()[:15], 16))
 
 
+# ---------------------------------------------------------------------------------------------- vocabulary
+
+
+HELDOUT_SOURCE = "held-out documents"
+
+
+@dataclass
+class VocabularyExtension:
+    words: list[FragmentedWord]
+    pieces: dict[str, list[int]]  # each added word's old piece ids: its new rows start as their mean
+    report: dict[str, Any]
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256("\n".join(w.word for w in self.words).encode()).hexdigest()
+
+
+def extend_tokenizer(
+    tokenizer: PreTrainedTokenizerBase,
+    config: PretrainConfig,
+    train_documents: Sequence[str],
+    heldout_documents: Sequence[str],
+) -> VocabularyExtension:
+    """Add config.extend_vocabulary whole-word tokens chosen on the training documents; measure sub-tokens
+    per word before and after on the BLURB dev text (else on the held-out documents, never used to choose)."""
+    require_wordpiece(tokenizer, config.model)
+    words = frequent_fragmented_words(train_documents, tokenizer, config.extend_vocabulary)
+    if len(words) < config.extend_vocabulary:
+        log.warning(
+            "--extend-vocabulary %d: the corpus holds only %d words split into %d or more pieces; "
+            "added those",
+            config.extend_vocabulary,
+            len(words),
+            MIN_PIECES,
+        )
+    dev, absent = blurb_dev_texts(config.data_dir)
+    if dev:
+        measured_on = "the BLURB dev splits"
+        if absent:
+            found = f"{len(dev)} of {len(dev) + len(absent)}"
+            measured_on += f" of {found} datasets (absent: {', '.join(absent)})"
+        texts: dict[str, Sequence[str]] = dev
+    else:
+        measured_on = (
+            f"the {len(heldout_documents)} held-out corpus documents: no BLURB dev split was found "
+            "(give --data-dir, or run `biotune data fetch`, to measure on the BLURB dev text)"
+        )
+        texts = {HELDOUT_SOURCE: heldout_documents}
+    fragmentation = Fragmentation.before(texts, tokenizer)
+    pieces = add_words(tokenizer, words)
+    fragmentation.measure_after(tokenizer)
+    report = {
+        "requested": config.extend_vocabulary,
+        "added": len(words),
+        "min_pieces": MIN_PIECES,
+        "measured_on": measured_on,
+        "fragmentation": fragmentation.report(),
+        "words": [{"word": w.word, "count": w.count, "pieces": list(w.pieces)} for w in words],
+    }
+    return VocabularyExtension(words, pieces, report)
+
+
 # ---------------------------------------------------------------------------------------------- model
 
 
@@ -476,6 +587,7 @@ class PretrainResult:
     history: list[dict[str, Any]]
     corpus: dict[str, dict[str, int]]
     finished: bool
+    vocabulary: dict[str, Any] | None = None  # what --extend-vocabulary added and measured
 
 
 def evaluate(
@@ -535,6 +647,14 @@ def pretrain(
     if n_heldout < 1:
         raise ConfigError("the corpus needs at least 2 documents (one is held out to measure the loss)")
     heldout_ids, train_ids = sorted(order[:n_heldout]), sorted(order[n_heldout:])
+    extension = None
+    if config.extend_vocabulary:  # before packing: the sequences hold the added tokens
+        extension = extend_tokenizer(
+            tokenizer,
+            config,
+            [corpus.documents[i] for i in train_ids],
+            [corpus.documents[i] for i in heldout_ids],
+        )
     train = pack(
         [corpus.documents[i] for i in train_ids],
         [corpus.sources[i] for i in train_ids],
@@ -574,6 +694,8 @@ def pretrain(
 
     torch.manual_seed(config.seed)  # a new MLM head is drawn from the seed: a re-run builds the same one
     loaded = load_mlm_model(config.model)
+    if extension is not None:
+        init_new_rows(loaded.model, tokenizer, extension.pieces)
     model = loaded.model.to(device)
     model.train()
     optimizer = _optimizer(model, config)
@@ -581,6 +703,8 @@ def pretrain(
         optimizer, round(config.warmup_ratio * total_steps), total_steps
     )
     fingerprint = {**config.fingerprint(), "corpus_sha256": _corpus_digest(corpus)}
+    if extension is not None:
+        fingerprint["added_words_sha256"] = extension.fingerprint()
     step, tokens_seen, history = 0, 0, []
     checkpoint = output / CHECKPOINT_DIR / CHECKPOINT_FILE
     if checkpoint.is_file():
@@ -681,11 +805,13 @@ def pretrain(
             "heldout_sequences": len(heldout),
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
             "history": history,
+            "vocabulary": extension.report if extension is not None else None,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         (output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
         (output / "README.md").write_text(model_card(summary), encoding="utf-8")
-    return PretrainResult(output, step, tokens_seen, history, corpus_report, done)
+    vocabulary = extension.report if extension is not None else None
+    return PretrainResult(output, step, tokens_seen, history, corpus_report, done, vocabulary)
 
 
 def model_card(summary: dict[str, Any]) -> str:
@@ -718,4 +844,32 @@ documents, fixed masks). Per-interval progress: `{PROGRESS_FILE}`; everything: `
 a train sentence sharing a run of {OVERLAP_WORDS} normalised words (lower-cased alphanumeric runs) with any
 BLURB dev or test text, or equal to a shorter one, was dropped. The folder works as `--model` for
 `biotune train`.
+""" + vocabulary_section(summary.get("vocabulary"))
+
+
+def vocabulary_section(report: dict[str, Any] | None) -> str:
+    """The card's account of --extend-vocabulary: the words added and sub-tokens per word before/after."""
+    if report is None:
+        return ""
+    fragmentation = report["fragmentation"]
+    rows = "\n".join(
+        f"| {source} | {row['words']} | {row['before']:.3f} | {row['after']:.3f} |"
+        for source, row in fragmentation["per_source"].items()
+    )
+    shown = ", ".join(f"`{w['word']}` ({' '.join(w['pieces'])})" for w in report["words"][:10]) or "none"
+    more = f" and {report['added'] - 10} more (all in `{SUMMARY_FILE}`)" if report["added"] > 10 else ""
+    return f"""
+## Vocabulary
+
+{report["added"]} words added as whole tokens (`--extend-vocabulary {report["requested"]}`): the most
+frequent training-corpus words the tokenizer split into {report["min_pieces"]} or more pieces, each new
+embedding row (and output bias) initialised to the mean of its pieces', then trained here: {shown}{more}.
+They match whole words only (not inside a longer word), after the tokenizer's normalisation.
+
+Sub-tokens per word, measured on {report["measured_on"]}: **{fragmentation["before"]:.3f} before,
+{fragmentation["after"]:.3f} after** ({fragmentation["words"]} words).
+
+| text | words | sub-tokens per word before | after |
+|---|---|---|---|
+{rows}
 """

@@ -49,13 +49,22 @@ def pretrain(
             "--stop-at-step", help="end this invocation at this step (checkpointed); re-run to go on"
         ),
     ] = None,
+    extend_vocabulary: Annotated[
+        int,
+        typer.Option(
+            "--extend-vocabulary",
+            help="add the N most frequent corpus words that the tokenizer splits into 3 or more pieces as "
+            "whole tokens (each initialised from the mean of its pieces) before pretraining; 0: off",
+        ),
+    ] = 0,
 ) -> None:
     """Continue MLM pretraining (whole-word masking, packed sequences) and write a Hugging Face model folder
     that works as --model everywhere. Re-running with the same arguments resumes from the last checkpoint.
 
     A model without an MLM head (the packaged minilm-l6) gets a new one, tied to its input embeddings;
     BERT and RoBERTa reuse theirs. An ELECTRA discriminator is refused: pretrain its generator or a
-    BERT-style model instead.
+    BERT-style model instead. --extend-vocabulary N (WordPiece tokenizers) prints and records sub-tokens
+    per word on the BLURB dev text before and after.
     """
     from biotune.pretrain import PretrainConfig
     from biotune.pretrain import pretrain as run_pretrain
@@ -87,6 +96,7 @@ def pretrain(
         seed=seed,
         device=device,
         stop_at_step=stop_at_step,
+        extend_vocabulary=extend_vocabulary,
     )
     result = run_pretrain(config, on_progress=show)
     for name, report in result.corpus.items():
@@ -94,6 +104,14 @@ def pretrain(
             f"{name}: {report['documents']} documents, {report['tokens']} tokens, "
             f"{report['duplicates']} duplicates and {report['dropped_dev_test']} dev/test-overlapping "
             "sentences dropped",
+            highlight=False,
+        )
+    if result.vocabulary is not None:
+        added = result.vocabulary
+        fragmentation = added["fragmentation"]
+        console.print(
+            f"vocabulary: {added['added']} words added (of {added['requested']} asked); sub-tokens per word "
+            f"{fragmentation['before']:.3f} -> {fragmentation['after']:.3f} on {added['measured_on']}",
             highlight=False,
         )
     first, last = result.history[0], result.history[-1]
