@@ -1,4 +1,5 @@
-"""The benchmarks' own code: the GPU check's CPU dry run, and the throughput report's last line."""
+"""The benchmarks' own code: the GPU check's CPU dry run, the throughput report's last line, the quality smoke
+run, and the predict benchmark's dry run and agreement."""
 
 from __future__ import annotations
 
@@ -161,3 +162,84 @@ def test_quality_trainer_outputs_map_back_to_biotune_predictions(key: str, share
     assert predicted == gold
     perfect = quality.score(task, splits.spec.name, splits.dev, gold)
     assert quality.score(task, splits.spec.name, splits.dev, predicted) == pytest.approx(perfect)
+
+
+def test_predict_agreement_is_entity_f1_over_exact_spans_and_labels() -> None:
+    bench = load("predict")
+    fp32 = {(0, 0, 5, "DISEASE"), (0, 10, 20, "DISEASE"), (1, 3, 9, "DISEASE"), (2, 0, 4, "DISEASE")}
+    # one exact match lost to a shifted end, one to another label, one to another abstract; one extra entity
+    int8 = {(0, 0, 5, "DISEASE"), (0, 10, 19, "DISEASE"), (1, 3, 9, "GENE"), (3, 0, 4, "DISEASE")}
+    assert bench.entity_agreement(fp32, int8) == pytest.approx(100 * 2 * 1 / 8)
+    assert bench.entity_agreement(fp32, fp32) == 100.0
+    assert bench.entity_agreement(fp32, set()) == 0.0
+    assert bench.entity_agreement(set(), set()) == 100.0
+    many = fp32 | {(5, 0, 1, "DISEASE")}
+    # precision 4/5, recall 1: F1 8/9
+    assert bench.entity_agreement(fp32, many) == pytest.approx(100 * 8 / 9)
+
+
+def test_predict_pipeline_sentences_keep_their_place_in_the_abstract() -> None:
+    bench = load("predict")
+    texts = [
+        "Cancer cells grew . Mice were fed .\nBRCA1 mutations cause breast cancer .",
+        "One sentence only",
+    ]
+    pieces = bench.sentences_of(texts)
+    assert [(p.abstract, p.text) for p in pieces] == [
+        (0, "Cancer cells grew ."),
+        (0, "Mice were fed ."),
+        (0, "BRCA1 mutations cause breast cancer ."),
+        (1, "One sentence only"),
+    ]
+    for piece in pieces:
+        assert texts[piece.abstract][piece.offset : piece.offset + len(piece.text)] == piece.text
+    outputs: list[list[dict[str, object]]] = [
+        [{"start": 0, "end": 6, "entity_group": "DISEASE"}],
+        [],
+        [{"start": 22, "end": 35, "entity_group": "DISEASE"}],
+        [],
+    ]
+    found = bench.pipeline_entities(pieces, outputs)
+    assert found == {(0, 0, 6, "DISEASE"), (0, 58, 71, "DISEASE")}
+    assert {texts[a][s:e] for a, s, e, _ in found} == {"Cancer", "breast cancer"}
+
+
+def test_predict_dry_run_on_a_tiny_model(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import re
+
+    bench = load("predict")
+    # one thread: the dry run checks the plumbing, not the speed, and leaves the other core alone
+    results = bench.main(
+        ["--tiny", "--threads", "1", "--data-dir", str(shared_data), "--output", str(tmp_path)]
+    )
+    assert set(results["rates"]) == set(bench.SYSTEMS)
+    texts = results["texts"]
+    assert texts["abstracts"] == 6 and texts["real_tokens"] > 6 * 100 and texts["sentences"] > 6
+    for name, row in results["rates"].items():
+        assert row["abstracts_per_s"] > 0 and row["tokens_per_s"] > 0, name
+        assert row["tokens_per_s"] == pytest.approx(row["abstracts_per_s"] * texts["real_tokens"] / 6), name
+    assert math.isfinite(results["training"]["dev_f1"])
+    assert results["onnx"]["fp32"]["max_difference_from_torch"] <= 1e-4
+    # the same model in torch, in onnxruntime fp32 and in the pipeline tags the same entities
+    assert results["rates"]["torch"]["entities"] > 0, "the tiny model tags something, so agreement is tested"
+    assert results["agreement"]["fp32_vs_torch"] == 100.0
+    assert results["agreement"]["pipeline_vs_torch"] == 100.0
+    assert 0.0 <= results["agreement"]["int8_vs_fp32"] <= 100.0
+    for key in ("torch", "transformers", "onnxruntime", "cores", "matmul_gflops_before"):
+        assert results["environment"][key], key
+    written = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert written["ratios"] == pytest.approx(results["ratios"])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    number = r"(\d+\.\d\d)"
+    match = re.fullmatch(
+        f"predict_speedup={number} onnx_speedup={number} int8_speedup={number} int8_agreement={number}", last
+    )
+    assert match, last
+    expected = [results["ratios"][k] for k in ("predict_speedup", "onnx_speedup", "int8_speedup")]
+    assert [float(v) for v in match.groups()] == pytest.approx(
+        [*expected, results["agreement"]["int8_vs_fp32"]], abs=0.006
+    )
+    assert (tmp_path / "output.txt").read_text(encoding="utf-8").strip().splitlines()[-1] == last
