@@ -261,3 +261,25 @@ def test_the_papers_grid_dry_runs_offline_with_its_size_and_time(shared_data: Pa
     assert shown.exit_code == 0, shown.output
     text = " ".join(shown.output.split())
     assert "1600 runs" in text and "10,000 tokens/s" in text and "counted with the default model's" in text
+
+
+def test_the_estimate_counts_only_the_examples_limit_train_keeps(shared_data: Path) -> None:
+    """A run on the first N examples trains on their tokens only: the dry run counts those, featurized
+    as the run featurizes them."""
+    from biotune.data.loading import load_dataset
+    from biotune.models import load_tokenizer
+    from biotune.study.estimate import estimate_study
+    from biotune.tasks import TaskOptions, add_placeholder_tokens, task_for_spec
+
+    study = StudyConfig.model_validate(
+        {"models": ["minilm-l6"], "datasets": {"GAD": {"limit_train": 50}, "BIOSSES": None}, "seeds": 1}
+    )
+    estimate = estimate_study(expand_grid(study), tokens_per_second=1000.0, measure=lambda p: pytest.fail())
+    per_epoch = {c.dataset: c.train_tokens_per_epoch for c in estimate.costs}
+    splits = load_dataset("GAD", shared_data, splits=("train",))
+    task = task_for_spec(splits.spec, TaskOptions())
+    tokenizer = load_tokenizer("minilm-l6")
+    add_placeholder_tokens(tokenizer, task.special_tokens(splits.train))  # @GENE$ / @DISEASE$, as a run does
+    first_50 = sum(task.featurize(splits.train[:50], tokenizer, splits.spec.max_length).lengths)
+    assert per_epoch["GAD"] == first_50 < 4000
+    assert not any("limit_train" in note for note in estimate.notes)

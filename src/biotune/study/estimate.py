@@ -76,14 +76,19 @@ def counting_tokenizer(model: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)  # a dry run of a large grid asks for the same counts many times
-def count_train_tokens(model: str, dataset: str, max_length: int, data_dir: Any) -> DatasetCost:
-    """Real tokens of one epoch of the training split, featurized as a run featurizes it."""
+def count_train_tokens(
+    model: str, dataset: str, max_length: int, data_dir: Any, limit_train: int | None = None
+) -> DatasetCost:
+    """Real tokens of one epoch of the training split, featurized as a run featurizes it (the first
+    `limit_train` examples, as `runs` cuts them)."""
     from biotune.models import load_tokenizer
     from biotune.tasks import TaskOptions, add_placeholder_tokens, task_for_spec
 
     counted_with = counting_tokenizer(model)
     tokenizer = load_tokenizer(counted_with)
     splits = load_dataset(dataset, resolve_data_dir(data_dir), splits=("train",))
+    if limit_train is not None:
+        splits.train = list(splits.train[:limit_train])
     task = task_for_spec(splits.spec, TaskOptions())
     add_placeholder_tokens(tokenizer, task.special_tokens(splits.train))
     features = task.featurize(splits.train, tokenizer, max_length)
@@ -127,8 +132,8 @@ def estimate_study(
     tokens_per_second: float | None = None,
     measure: Callable[[str], float] = measure_tokens_per_second,
 ) -> StudyEstimate:
-    costs: dict[tuple[str, str, int], DatasetCost] = {}
-    counted: dict[tuple[str, str, int], DatasetCost] = {}  # by the tokenizer that counts
+    costs: dict[tuple[str, str, int, int | None], DatasetCost] = {}
+    counted: dict[tuple[str, str, int, int | None], DatasetCost] = {}  # by the tokenizer that counts
     tokenizers: dict[str, str] = {}
     per_run: list[tuple[RunSpec, int]] = []
     notes: list[str] = []
@@ -136,14 +141,14 @@ def estimate_study(
         config = run.config
         spec = get_spec(run.dataset)
         max_length = config.max_length or spec.max_length
-        key = (run.model, spec.name, max_length)
+        key = (run.model, spec.name, max_length, config.limit_train)
         if key not in costs:
             tokenizer = tokenizers.setdefault(run.model, counting_tokenizer(run.model))
-            by_tokenizer = (tokenizer, spec.name, max_length)
+            by_tokenizer = (tokenizer, spec.name, max_length, config.limit_train)
             if by_tokenizer not in counted:
                 try:
                     counted[by_tokenizer] = count_train_tokens(
-                        tokenizer, spec.name, max_length, config.data_dir
+                        tokenizer, spec.name, max_length, config.data_dir, config.limit_train
                     )
                 except BiotuneError as exc:  # e.g. a split that is not staged here
                     notes.append(f"{spec.name}: not counted, its runs are left out of the total ({exc})")
@@ -152,8 +157,6 @@ def estimate_study(
             costs[key] = DatasetCost(
                 run.model, spec.name, max_length, cost.train_tokens_per_epoch, cost.tokenizer
             )
-        if config.limit_train:
-            notes.append(f"{spec.name}: limit_train is not reflected in the token count")
         per_run.append((run, costs[key].train_tokens_per_epoch * run_epochs(config)))
     precisions = sorted({run.config.precision for run in runs}) or ["fp32"]
     if tokens_per_second is None:
