@@ -8,14 +8,63 @@ prediction types, so that both systems are scored by the same `biotune.metrics.c
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
+from transformers import Trainer
 
 from biotune.data.examples import TaggedSentence
 from biotune.tasks.base import IGNORE_INDEX
+
+
+class PhaseCountingCollator:
+    """A Hugging Face collator (run_ner.py's or run_glue.py's), counting real tokens and padded positions
+    per phase, which `TimedTrainer` sets.
+
+    Also records the order in which evaluation rows arrive (an `index` field, dropped before collating;
+    group_by_length reorders evaluation batches), so the predictions can be mapped back to their examples.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.phase = "train"
+        self.tokens = {"train": 0, "eval": 0}
+        self.positions = {"train": 0, "eval": 0}
+        self.eval_order: list[int] = []
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        inputs = [{k: v for k, v in f.items() if k != "index"} for f in features]
+        batch = self.inner(inputs)
+        self.tokens[self.phase] += sum(len(f["input_ids"]) for f in inputs)
+        self.positions[self.phase] += batch["input_ids"].numel()
+        if self.phase == "eval":
+            self.eval_order.extend(f["index"] for f in features if "index" in f)
+        return batch
+
+
+class TimedTrainer(Trainer):
+    """Times every evaluation, keeps its metrics, and tells the collator which phase its batches are in."""
+
+    def __init__(self, *args: Any, counting: PhaseCountingCollator, **kwargs: Any) -> None:
+        super().__init__(*args, data_collator=counting, **kwargs)
+        self.counting = counting
+        self.eval_seconds = 0.0
+        self.evaluations: list[dict[str, float]] = []
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        self.counting.phase, self.counting.eval_order = "eval", []
+        started = time.perf_counter()
+        try:
+            result = super().evaluate(*args, **kwargs)
+        finally:
+            self.eval_seconds += time.perf_counter() - started
+            self.counting.phase = "train"
+        self.evaluations.append(result)
+        return result
 
 
 @dataclass

@@ -20,6 +20,7 @@ The last line is machine-readable:
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -47,18 +48,17 @@ from transformers import (  # noqa: E402
     DataCollatorWithPadding,
     EvalPrediction,
     PrinterCallback,
-    Trainer,
     TrainingArguments,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _hf_baselines import PhaseCountingCollator, TimedTrainer, encode_like_run_ner  # noqa: E402
 from biotune import metrics  # noqa: E402
 from biotune.config import TrainConfig  # noqa: E402
 from biotune.data.loading import load_dataset  # noqa: E402
 from biotune.models import resolve_model_path  # noqa: E402
 from biotune.runs import build_context, resolve_config  # noqa: E402
 from biotune.training import train_seed  # noqa: E402
-from throughput import encode_like_run_ner  # noqa: E402
 
 CASES = {"ncbi": ("ncbi-disease", 128, 32), "hoc": ("HoC", 512, 16)}  # dataset, max length, batch
 SYSTEMS = ("biotune-fp32", "biotune-bf16", "trainer-bf16")
@@ -166,36 +166,6 @@ def run_biotune(case: str, model: Path, args: argparse.Namespace, precision: str
     )
 
 
-class Counting:
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.phase = "train"
-        self.tokens = {"train": 0, "eval": 0}
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        self.tokens[self.phase] += sum(len(f["input_ids"]) for f in features)
-        return self.inner([{k: v for k, v in f.items() if k != "index"} for f in features])
-
-
-class PhaseTrainer(Trainer):
-    def __init__(self, *a: Any, counting: Counting, **k: Any) -> None:
-        super().__init__(*a, data_collator=counting, **k)
-        self.counting = counting
-        self.eval_seconds = 0.0
-        self.scores: list[float] = []
-
-    def evaluate(self, *a: Any, **k: Any) -> dict[str, float]:
-        self.counting.phase = "eval"
-        started = time.perf_counter()
-        try:
-            result = super().evaluate(*a, **k)
-        finally:
-            self.eval_seconds += time.perf_counter() - started
-            self.counting.phase = "train"
-        self.scores.append(float(result.get("eval_score", float("nan"))))
-        return result
-
-
 def run_trainer(case: str, model: Path, args: argparse.Namespace, rate: float) -> Figures:
     dataset, max_length, batch = CASES[case]
     device = torch.device(args.device)
@@ -210,7 +180,7 @@ def run_trainer(case: str, model: Path, args: argparse.Namespace, rate: float) -
         train_items = encode_like_run_ner(train, tokenizer, ids, max_length).items
         dev_encoded = encode_like_run_ner(dev, tokenizer, ids, max_length)
         network = AutoModelForTokenClassification.from_pretrained(str(model), num_labels=len(labels))
-        collator = Counting(DataCollatorForTokenClassification(tokenizer))
+        collator = PhaseCountingCollator(DataCollatorForTokenClassification(tokenizer))
 
         def score(prediction: EvalPrediction) -> dict[str, float]:
             argmax = np.asarray(prediction.predictions).argmax(-1)
@@ -239,7 +209,7 @@ def run_trainer(case: str, model: Path, args: argparse.Namespace, rate: float) -
         network = AutoModelForSequenceClassification.from_pretrained(
             str(model), num_labels=n, problem_type="multi_label_classification"
         )
-        collator = Counting(DataCollatorWithPadding(tokenizer))
+        collator = PhaseCountingCollator(DataCollatorWithPadding(tokenizer))
 
         def score(prediction: EvalPrediction) -> dict[str, float]:
             chosen = np.asarray(prediction.predictions) > 0
@@ -264,7 +234,7 @@ def run_trainer(case: str, model: Path, args: argparse.Namespace, rate: float) -
             use_cpu=device.type == "cpu",
             remove_unused_columns=False,
         )
-        trainer = PhaseTrainer(
+        trainer = TimedTrainer(
             model=network,
             args=arguments,
             train_dataset=train_items,
@@ -279,6 +249,7 @@ def run_trainer(case: str, model: Path, args: argparse.Namespace, rate: float) -
         trainer.train()
         seconds = time.perf_counter() - started
     train_seconds = seconds - trainer.eval_seconds
+    last_score = float(trainer.evaluations[-1].get("eval_score", "nan")) if trainer.evaluations else math.nan
     return Figures(
         case=case,
         system="trainer-bf16",
@@ -286,7 +257,7 @@ def run_trainer(case: str, model: Path, args: argparse.Namespace, rate: float) -
         eval_tokens_per_s=collator.tokens["eval"] / trainer.eval_seconds,
         peak_memory_mb=peak_mb(device),
         mfu=training_flops(network, collator.tokens["train"]) / train_seconds / rate,
-        dev_score=trainer.scores[-1] if trainer.scores else float("nan"),
+        dev_score=last_score,
         seconds=seconds,
     )
 

@@ -70,12 +70,18 @@ from transformers import (  # noqa: E402
     DataCollatorWithPadding,
     EvalPrediction,
     PrinterCallback,
-    Trainer,
     TrainingArguments,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _hf_baselines import Encoded, encode_like_run_ner, first_output, word_tags  # noqa: E402
+from _hf_baselines import (  # noqa: E402
+    Encoded,
+    PhaseCountingCollator,
+    TimedTrainer,
+    encode_like_run_ner,
+    first_output,
+    word_tags,
+)
 from biotune import metrics  # noqa: E402
 from biotune.config import TrainConfig  # noqa: E402
 from biotune.data.examples import Question, TaggedSentence  # noqa: E402
@@ -104,8 +110,25 @@ class Settings:
     data_dir: Path | None
 
 
+class Rates:
+    """Real tokens per second of the train and evaluation phases, from a result's counts."""
+
+    train_tokens: int
+    train_seconds: float
+    eval_tokens: int
+    eval_seconds: float
+
+    @property
+    def train_tokens_per_s(self) -> float:
+        return self.train_tokens / self.train_seconds
+
+    @property
+    def eval_tokens_per_s(self) -> float:
+        return self.eval_tokens / self.eval_seconds
+
+
 @dataclass
-class RunResult:
+class RunResult(Rates):
     """One system, one seed."""
 
     system: str
@@ -121,14 +144,6 @@ class RunResult:
     evaluations: int
     dev_f1: float
     matmul_flops: float
-
-    @property
-    def train_tokens_per_s(self) -> float:
-        return self.train_tokens / self.train_seconds
-
-    @property
-    def eval_tokens_per_s(self) -> float:
-        return self.eval_tokens / self.eval_seconds
 
     @property
     def train_padding(self) -> float:
@@ -236,53 +251,8 @@ def run_biotune(settings: Settings, seed: int, shape: ModelShape, system: str = 
 # --- the Hugging Face baselines ------------------------------------------------------------------------
 
 
-class CountingCollator:
-    """run_ner.py's collator, counting real tokens and padded positions per phase.
-
-    Also records the order in which evaluation rows arrive (group_by_length reorders evaluation batches), so
-    the predictions can be mapped back to their sentences.
-    """
-
-    def __init__(self, tokenizer: Any) -> None:
-        self.inner = DataCollatorForTokenClassification(tokenizer)
-        self.phase = "train"
-        self.tokens = {"train": 0, "eval": 0}
-        self.positions = {"train": 0, "eval": 0}
-        self.eval_order: list[int] = []
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        inputs = [{k: v for k, v in f.items() if k != "index"} for f in features]
-        batch = self.inner(inputs)
-        self.tokens[self.phase] += sum(len(f["input_ids"]) for f in inputs)
-        self.positions[self.phase] += batch["input_ids"].numel()
-        if self.phase == "eval":
-            self.eval_order.extend(f["index"] for f in features)
-        return batch
-
-
-class TimedTrainer(Trainer):
-    """Times every evaluation and tells the collator which phase its batches belong to."""
-
-    def __init__(self, *args: Any, counting: CountingCollator, **kwargs: Any) -> None:
-        super().__init__(*args, data_collator=counting, **kwargs)
-        self.counting = counting
-        self.eval_seconds = 0.0
-        self.evaluations: list[dict[str, float]] = []
-
-    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
-        self.counting.phase, self.counting.eval_order = "eval", []
-        started = time.perf_counter()
-        try:
-            result = super().evaluate(*args, **kwargs)
-        finally:
-            self.eval_seconds += time.perf_counter() - started
-            self.counting.phase = "train"
-        self.evaluations.append(result)
-        return result
-
-
 def word_level_f1(
-    dev: Sequence[TaggedSentence], labels: list[str], encoded: Encoded, counting: CountingCollator
+    dev: Sequence[TaggedSentence], labels: list[str], encoded: Encoded, counting: PhaseCountingCollator
 ) -> Callable[[EvalPrediction], dict[str, float]]:
     """compute_metrics: each labelled position's prediction goes to its word; words cut off by the max
     length are predicted O. Scored like biotune scores, on every word of every sentence."""
@@ -310,7 +280,7 @@ def run_trainer(
     model = AutoModelForTokenClassification.from_pretrained(
         path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_ids
     )
-    counting = CountingCollator(tokenizer)
+    counting = PhaseCountingCollator(DataCollatorForTokenClassification(tokenizer))
     with tempfile.TemporaryDirectory() as output_dir:
         arguments = TrainingArguments(
             output_dir=output_dir,
@@ -328,7 +298,7 @@ def run_trainer(
             disable_tqdm=True,
             seed=seed,
             use_cpu=True,
-            remove_unused_columns=False,  # keep "index" for CountingCollator, which drops it
+            remove_unused_columns=False,  # keep "index" for PhaseCountingCollator, which drops it
         )
         trainer = TimedTrainer(
             model=model,
@@ -365,7 +335,7 @@ def run_trainer(
 
 
 @dataclass
-class LongResult:
+class LongResult(Rates):
     system: str
     seed: int
     wall_seconds: float
@@ -374,14 +344,6 @@ class LongResult:
     eval_seconds: float
     eval_tokens: int
     dev_accuracy: float
-
-    @property
-    def train_tokens_per_s(self) -> float:
-        return self.train_tokens / self.train_seconds
-
-    @property
-    def eval_tokens_per_s(self) -> float:
-        return self.eval_tokens / self.eval_seconds
 
 
 def run_long_biotune(settings: LongSettings, seed: int, system: str) -> LongResult:
@@ -398,38 +360,6 @@ def run_long_biotune(settings: LongSettings, seed: int, system: str) -> LongResu
         eval_tokens=meter.eval_tokens,
         dev_accuracy=float(outcome.dev.metrics["score"]),
     )
-
-
-class PairCountingCollator:
-    """run_glue.py's DataCollatorWithPadding, counting real tokens per phase."""
-
-    def __init__(self, tokenizer: Any) -> None:
-        self.inner = DataCollatorWithPadding(tokenizer)
-        self.phase = "train"
-        self.tokens = {"train": 0, "eval": 0}
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        self.tokens[self.phase] += sum(len(f["input_ids"]) for f in features)
-        return self.inner(features)
-
-
-class TimedPairTrainer(Trainer):
-    def __init__(self, *args: Any, counting: PairCountingCollator, **kwargs: Any) -> None:
-        super().__init__(*args, data_collator=counting, **kwargs)
-        self.counting = counting
-        self.eval_seconds = 0.0
-        self.evaluations: list[dict[str, float]] = []
-
-    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
-        self.counting.phase = "eval"
-        started = time.perf_counter()
-        try:
-            result = super().evaluate(*args, **kwargs)
-        finally:
-            self.eval_seconds += time.perf_counter() - started
-            self.counting.phase = "train"
-        self.evaluations.append(result)
-        return result
 
 
 def run_long_trainer(
@@ -459,7 +389,7 @@ def run_long_trainer(
     model = AutoModelForSequenceClassification.from_pretrained(
         path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_ids
     )
-    counting = PairCountingCollator(tokenizer)
+    counting = PhaseCountingCollator(DataCollatorWithPadding(tokenizer))
 
     def accuracy(prediction: EvalPrediction) -> dict[str, float]:
         logits = prediction.predictions
@@ -484,7 +414,7 @@ def run_long_trainer(
             seed=seed,
             use_cpu=True,
         )
-        trainer = TimedPairTrainer(
+        trainer = TimedTrainer(
             model=model,
             args=arguments,
             train_dataset=train_set,

