@@ -283,3 +283,29 @@ def test_the_estimate_counts_only_the_examples_limit_train_keeps(shared_data: Pa
     first_50 = sum(task.featurize(splits.train[:50], tokenizer, splits.spec.max_length).lengths)
     assert per_epoch["GAD"] == first_50 < 4000
     assert not any("limit_train" in note for note in estimate.notes)
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in (Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
+)
+def test_every_example_study_validates_and_expands(name: str) -> None:
+    """The studies the README tells users to run are valid, and their grids build (no data needed)."""
+    path = Path(__file__).resolve().parents[1] / "examples" / name
+    runs = expand_grid(load_study(path))
+    assert runs and len({run.run_id for run in runs}) == len(runs)
+
+
+def test_the_stability_study_is_the_issue_grid() -> None:
+    path = Path(__file__).resolve().parents[1] / "examples" / "stability.yaml"
+    runs = expand_grid(load_study(path))
+    assert {run.dataset for run in runs} == {"BIOSSES", "GAD", "pubmedqa", "BioASQ", "HoC"}
+    techniques = {tuple(run.config.techniques) for run in runs}
+    assert techniques == {
+        (),
+        ("freeze:3",),
+        ("llrd:0.8",),
+        ("reinit:1",),
+        ("mixout:0.1",),
+        ("pretrained-decay:100",),
+    }
+    assert len(runs) == 5 * 6 * 5
