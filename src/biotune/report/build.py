@@ -208,19 +208,25 @@ def with_run_figures(study_dir: Path, record: RunRecord) -> RunRecord:
     if "throughput" in record.metrics:
         return record
     import dataclasses
-    import json
+
+    from biotune.errors import RunFileError
+    from biotune.run_folder import read_results
 
     try:
-        results = json.loads((study_dir / record.run_dir / "results.json").read_text(encoding="utf-8"))
-        seed = results["seeds"][0]
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        results = read_results(study_dir / record.run_dir)
+    except RunFileError:  # no folder, or one the report cannot read: the record as the store has it
         return record
+    if not results.seeds:
+        return record
+    seed = results.seeds[0]
     figures = {
-        "throughput": seed.get("throughput") or {},
-        "memory": seed.get("memory") or {},
-        "history": seed.get("history") or [],
-        "device": results.get("device") or {},
-        "featurization": results.get("featurization") or {},
+        "throughput": seed.throughput.model_dump(mode="json") if seed.throughput else {},
+        "memory": seed.memory.model_dump(mode="json") if seed.memory else {},
+        "history": [epoch.model_dump(mode="json") for epoch in seed.history],
+        "device": results.device.model_dump(mode="json") if results.device else {},
+        "featurization": {
+            name: counts.model_dump(mode="json") for name, counts in results.featurization.items()
+        },
     }
     return dataclasses.replace(record, metrics={**figures, **record.metrics})
 
