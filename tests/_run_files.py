@@ -68,7 +68,7 @@ def seed_result(
 
 
 def summary(mean: float | None, split: str = "test", n_ok: int = 1, failed: int = 0) -> Summary:
-    return Summary(split=split, mean=mean, std=None, min=mean, max=mean, n_ok=n_ok, failed=failed)  # type: ignore[arg-type]
+    return Summary(split=split, mean=mean, std=None, min=mean, max=mean, n_ok=n_ok, failed=failed)
 
 
 def write_results(folder: Path, results: RunResults) -> Path:

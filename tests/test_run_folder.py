@@ -23,11 +23,13 @@ from biotune.run_folder import (
     Baselines,
     RunResults,
     SeedMetricsFile,
+    StoredRunMetrics,
     read_file,
     read_model_card,
     read_results,
     write_file,
 )
+from biotune.study.records import RunRecord, RunStatus
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -147,3 +149,62 @@ def test_the_commands_read_version_0_folders_and_explain_newer_ones(tmp_path: Pa
     newer = _edited(tmp_path, lambda data: data.update(schema_version=SCHEMA_VERSION + 1))
     refused = CliRunner().invoke(app, ["blurb", str(newer)])
     assert isinstance(refused.exception, RunFileError) and "upgrade" in str(refused.exception)
+
+
+# -------------------------------------------------------------------------------- the study store's copy
+
+
+def _record(metrics: dict[str, Any], run_dir: str = "runs/abc") -> RunRecord:
+    return RunRecord(
+        run_id="abc",
+        position=0,
+        model="minilm-l6",
+        dataset="BIOSSES",
+        technique="freeze:3",
+        techniques=("freeze:3",),
+        hyperparameters={},
+        seed=1,
+        config={},
+        status=RunStatus.DONE,
+        dev_score=None,
+        test_score=None,
+        metrics=metrics,
+        error=None,
+        crashed=False,
+        queued_at=None,
+        started_at=None,
+        ended_at=None,
+        seconds=None,
+        attempts=1,
+        worker=None,
+        run_dir=run_dir,
+    )
+
+
+def test_the_store_keeps_the_run_figures_and_reads_them_back() -> None:
+    results = real_results()
+    stored = StoredRunMetrics.from_results(results, ("learning_rate", "epochs"))
+    figures = _record(json.loads(json.dumps(stored.model_dump(mode="json")))).figures
+    assert figures == stored and figures.resolved == {
+        key: results.config[key] for key in ("learning_rate", "epochs")
+    }
+    assert figures.test == results.seeds[0].test and figures.device == results.device
+    assert _record({}).figures == StoredRunMetrics()  # a run that raised stores nothing
+    with pytest.raises(ConfigError, match=r"run abc \(runs/abc\): the study store's metrics .* at dev.score"):
+        _ = _record({"dev": {"metric": "pearson", "score": "high", "n": 3}}).figures
+
+
+def test_a_row_stored_before_the_figures_gets_them_from_its_run_folder(tmp_path: Path) -> None:
+    from biotune.report.build import with_run_figures
+
+    shutil.copytree(FIXTURE_RUN, tmp_path / "runs" / "abc")
+    results = real_results()
+    old_row = StoredRunMetrics.from_results(results, ()).model_dump(mode="json")
+    for figure in ("throughput", "memory", "device", "featurization"):
+        old_row.pop(figure)
+    filled = with_run_figures(tmp_path, _record(old_row)).figures
+    seed = results.seeds[0]
+    assert (filled.throughput, filled.memory, filled.device) == (seed.throughput, seed.memory, results.device)
+    assert filled.featurization == results.featurization and filled.test == seed.test
+    no_folder = _record(old_row, run_dir="runs/gone")
+    assert with_run_figures(tmp_path, no_folder) == no_folder

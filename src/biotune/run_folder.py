@@ -278,6 +278,54 @@ class ModelCard(_Versioned):
         return not self.config.get("dataset")
 
 
+class StoredRunMetrics(_Record):
+    """What a study's store keeps of a one-seed run (its `metrics_json`), taken from its results.json.
+
+    Everything defaults: a run that raised stores `{}`, and rows stored before a figure was recorded
+    (throughput, memory, device, featurization) lack it; the report reads those from the run folder."""
+
+    omit_when_none = frozenset({"throughput", "device"})
+
+    dev: OptionalSplit = None
+    test: OptionalSplit = None
+    best_epoch: int | None = None
+    train_seconds: float | None = None
+    resolved: dict[
+        str, Any
+    ] = {}  # the TrainConfig values the registry filled in (study.runners.RESOLVED_KEYS)
+    baseline: Baselines | None = None
+    technique_label: str | None = None
+    throughput: ThroughputRecord | None = None
+    memory: Annotated[MemoryRecord | None, BeforeValidator(_empty_as_none)] = None
+    device: Annotated[DeviceRecord | None, BeforeValidator(_empty_as_none)] = None
+    featurization: dict[str, FeaturizationCounts] = {}
+    wall_seconds: float | None = None
+    history: list[EpochRecord] = []
+
+    @field_serializer("dev", "test", "memory", mode="wrap")
+    def _none_as_empty(self, value: Any, handler: Any) -> Any:
+        return {} if value is None else handler(value)
+
+    @classmethod
+    def from_results(cls, results: RunResults, resolved_keys: tuple[str, ...]) -> StoredRunMetrics:
+        seed = results.seeds[0]
+        return cls(
+            dev=seed.dev,
+            test=seed.test,
+            best_epoch=seed.best_epoch,
+            train_seconds=seed.train_seconds,
+            resolved={key: results.config.get(key) for key in resolved_keys},
+            baseline=results.baseline,
+            technique_label=results.technique_label,
+            throughput=seed.throughput,
+            memory=seed.memory,
+            device=results.device,
+            featurization=results.featurization,
+            wall_seconds=results.wall_seconds,
+            history=seed.history,
+        )
+
+
 File = TypeVar("File", bound=_Versioned)
 
 

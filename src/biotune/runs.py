@@ -6,9 +6,10 @@ A run folder is self-describing:
                                   baselines, featurization counts
     train.log                     the log
     seed-<N>/metrics.json         that seed's epochs (train loss, dev score), dev/test metrics, status
-    (results.json and metrics.json are run_folder's models, written through them)
     seed-<N>/predictions_<split>.jsonl   id, source line, gold, prediction (examples' own units)
     seed-<N>/model/               the selected checkpoint (safetensors) with its own config (--save-model)
+
+results.json, metrics.json and biotune_model.json are written through their models in run_folder.py.
 """
 
 from __future__ import annotations
@@ -358,11 +359,11 @@ def write_seed(
     folder.mkdir(parents=True, exist_ok=True)
     record = SeedResult(
         seed=outcome.seed,
-        status=outcome.status,  # type: ignore[arg-type]  # SeedOutcome's ok | failed
+        status=outcome.status,
         error=outcome.error,
         best_epoch=outcome.best_epoch,
         train_seconds=round(outcome.train_seconds, 3),
-        history=outcome.history,  # type: ignore[arg-type]  # validated into EpochRecords
+        history=outcome.history,  # dicts, validated into EpochRecords
         throughput=throughput_record(outcome.throughput),
         memory=MemoryRecord.model_validate(memory) if memory else None,
         dev=SplitMetrics.model_validate(outcome.dev.metrics) if outcome.dev else None,

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from biotune.errors import BiotuneError, ConfigError
-from biotune.run_folder import RunResults
+from biotune.run_folder import RunResults, StoredRunMetrics
 from biotune.study.records import RunOutcome, RunStatus
 from biotune.tracking import RunTracking
 
@@ -100,29 +100,10 @@ class Runner(Protocol):
     def run(self, tasks: Sequence[RunTask], callbacks: RunCallbacks) -> None: ...
 
 
-def _dump(part: Any) -> Any:
-    """A part of results.json as the store keeps it: plain JSON, `{}` for a part that did not happen."""
-    return {} if part is None else part.model_dump(mode="json")
-
-
 def outcome_from_results(run_id: str, results: RunResults, started_at: float) -> RunOutcome:
     """Turn run_training's results (one seed) into what the store keeps."""
     seed = results.seeds[0]
-    metrics = {
-        "dev": _dump(seed.dev),
-        "test": _dump(seed.test),
-        "best_epoch": seed.best_epoch,
-        "train_seconds": seed.train_seconds,
-        "resolved": {key: results.config.get(key) for key in RESOLVED_KEYS},
-        "baseline": _dump(results.baseline),
-        "technique_label": results.technique_label,
-        "throughput": _dump(seed.throughput),
-        "memory": _dump(seed.memory),
-        "device": _dump(results.device),
-        "featurization": {name: _dump(counts) for name, counts in results.featurization.items()},
-        "wall_seconds": results.wall_seconds,
-        "history": [_dump(epoch) for epoch in seed.history],
-    }
+    metrics = StoredRunMetrics.from_results(results, RESOLVED_KEYS).model_dump(mode="json")
     return RunOutcome(
         run_id=run_id,
         status=RunStatus.DONE if seed.ok else RunStatus.FAILED,
