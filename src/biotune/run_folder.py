@@ -3,6 +3,7 @@
     results.json                     RunResults: the run (dataset, model, config, baselines) and every seed
     seed-<N>/metrics.json            SeedMetricsFile: that seed's record, as in results.json
     seed-<N>/model/biotune_model.json   ModelCard: what a saved model needs to load and predict
+    (a study's store)                StoredRunMetrics: what the store keeps of each run's results.json
 
 Every writer builds these models and every reader gets them back (`read_results`, `read_model_card`), so a
 key is named once, here. Each file carries `schema_version`; a file without one is version 0, the shape
