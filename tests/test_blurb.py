@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from _run_files import real_results, seed_result, summary, write_results
 from biotune.cli import app
 from biotune.data.registry import all_specs
 from biotune.errors import BiotuneError, ConfigError, DataError
@@ -101,12 +103,9 @@ def test_bad_score_tables_are_refused() -> None:
 # ------------------------------------------------------------------------------------------------ CLI
 
 
-def write_run(folder: Path, dataset: str, mean: float | None, **summary: object) -> Path:
-    folder.mkdir(parents=True)
-    (folder / "results.json").write_text(
-        json.dumps({"dataset": dataset, "summary": {"mean": mean, **summary}}), encoding="utf-8"
-    )
-    return folder
+def write_run(folder: Path, dataset: str, mean: float | None, **changes: Any) -> Path:
+    """A real run's results.json on another dataset, with the summary's mean (and split, n_ok) given."""
+    return write_results(folder, real_results(dataset=dataset, summary=summary(mean, **changes)))
 
 
 def test_cli_scores_json_prints_81_16(tmp_path: Path) -> None:
@@ -171,16 +170,19 @@ def test_cli_refuses_a_dataset_twice(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("contents", "message"),
     [
-        ('{"dataset": "GAD", "summary": {"mean": null, "n_ok": 0}}', "every seed"),
-        ('{"dataset": "GAD", "summary": {"mean": 70.0, "split": "dev"}}', "not test"),
-        ('{"dataset": "my-own", "summary": {"mean": 70.0}}', "not .*BLURB|BLURB datasets"),
+        ({"dataset": "GAD", "summary": summary(None, n_ok=0, failed=1)}, "every seed"),
+        ({"dataset": "GAD", "summary": summary(70.0, split="dev")}, "not test"),
+        ({"dataset": "my-own", "summary": summary(70.0)}, "not .*BLURB|BLURB datasets"),
         ('{"dataset": "GAD"', "not valid JSON"),
     ],
 )
-def test_cli_explains_unusable_results(tmp_path: Path, contents: str, message: str) -> None:
+def test_cli_explains_unusable_results(tmp_path: Path, contents: dict[str, Any] | str, message: str) -> None:
     run = tmp_path / "run"
-    run.mkdir()
-    (run / "results.json").write_text(contents, encoding="utf-8")
+    if isinstance(contents, str):
+        run.mkdir()
+        (run / "results.json").write_text(contents, encoding="utf-8")
+    else:
+        write_results(run, real_results(**contents))
     result = runner.invoke(app, ["blurb", str(run)])
     assert isinstance(result.exception, DataError)
     assert str(run / "results.json") in str(result.exception)
@@ -206,12 +208,8 @@ def test_a_partial_score_covers_the_types_present_and_says_how_many() -> None:
 
 def test_cli_counts_a_run_whose_seeds_all_failed_when_asked(tmp_path: Path) -> None:
     folder = tmp_path / "collapsed"
-    folder.mkdir()
-    seeds = [{"status": "failed", "test": {"score": 10.0}}, {"status": "failed", "test": {"score": 20.0}}]
-    (folder / "results.json").write_text(
-        json.dumps({"dataset": "BIOSSES", "summary": {"mean": None, "n_ok": 0}, "seeds": seeds}),
-        encoding="utf-8",
-    )
+    seeds = [seed_result(0, "failed", dev=1.0, test=10.0), seed_result(1, "failed", dev=2.0, test=20.0)]
+    write_results(folder, real_results(seeds=seeds, summary=summary(None, n_ok=0, failed=2)))
     write_run(tmp_path / "gad", "GAD", 80.0, n_ok=1, split="test")
     refused = runner.invoke(app, ["blurb", str(folder), str(tmp_path / "gad")])
     assert isinstance(refused.exception, DataError)

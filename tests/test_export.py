@@ -13,11 +13,13 @@ import pytest
 from scipy.special import softmax
 from typer.testing import CliRunner
 
+from _run_files import real_results, seed_result, split
 from _slices import slice_config
 from biotune.api import load
 from biotune.cli import app
 from biotune.errors import BiotuneError, ConfigError
 from biotune.export import CARD_FILE, FOLDER_PLACEHOLDER, export_model, model_card
+from biotune.run_folder import Baselines, ModelCard
 from biotune.runs import run_training, summarize
 
 
@@ -146,57 +148,45 @@ def test_siamese_export_card_code_gives_biotune_scores(
 
 def test_card_reports_every_seed_with_mean_std_and_failures() -> None:
     seeds = [
-        {
-            "seed": 0,
-            "status": "ok",
-            "error": None,
-            "best_epoch": 3,
-            "dev": {"score": 80.0},
-            "test": {"score": 78.0},
-        },
-        {
-            "seed": 1,
-            "status": "ok",
-            "error": None,
-            "best_epoch": 5,
-            "dev": {"score": 86.0},
-            "test": {"score": 82.0},
-        },
-        {
-            "seed": 2,
-            "status": "failed",
-            "error": "collapsed: dev score 1.00 is no better than the trivial baseline",
-            "best_epoch": 1,
-            "dev": {"score": 1.0},
-            "test": {"score": 0.5},
-        },
+        seed_result(0, "ok", dev=80.0, test=78.0, best_epoch=3),
+        seed_result(1, "ok", dev=86.0, test=82.0, best_epoch=5),
+        seed_result(
+            2,
+            "failed",
+            dev=1.0,
+            test=0.5,
+            error="collapsed: dev score 1.00 is no better than the trivial baseline",
+            best_epoch=1,
+        ),
     ]
-    results = {
+    config = {
+        **real_results().config,
         "dataset": "BIOSSES",
-        "technique_label": "reinit:1",
-        "config": {
-            "dataset": "BIOSSES",
-            "model": "minilm-l6",
-            "learning_rate": 1e-5,
-            "batch_size": 16,
-            "epochs": 30,
-            "warmup_ratio": 0.1,
-            "techniques": ["reinit:1"],
-            "max_length": 128,
-        },
-        "seeds": seeds,
-        "summary": summarize(seeds, "test"),
-        "summary_dev": summarize(seeds, "dev"),
-        "baseline": {"trivial": {"dev": {"score": 0.0}}, "zero_shot_cosine": {"test": {"score": 84.7}}},
-    }
-    card = {
-        "task_type": "similarity",
-        "head": "regression",
-        "labels": [],
-        "pooling": "cls",
+        "model": "minilm-l6",
+        "learning_rate": 1e-5,
+        "batch_size": 16,
+        "epochs": 30,
+        "warmup_ratio": 0.1,
+        "techniques": ["reinit:1"],
         "max_length": 128,
-        "versions": {"biotune": "0.1.0", "torch": "2.13"},
     }
+    results = real_results(
+        dataset="BIOSSES",
+        technique_label="reinit:1",
+        config=config,
+        seeds=seeds,
+        summary=summarize(seeds, "test"),
+        summary_dev=summarize(seeds, "dev"),
+        baseline=Baselines(trivial={"dev": split(0.0)}, zero_shot_cosine={"test": split(84.7)}),
+    )
+    card = ModelCard(
+        task_type="similarity",
+        head="regression",
+        labels=[],
+        pooling="cls",
+        max_length=128,
+        versions={"biotune": "0.1.0", "torch": "2.13"},
+    )
     text = model_card(results, card, 1, [], selected_as_best=True)
     assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in text  # the minilm-l6 alias, named
     assert "**seed 1** of a 3-seed run, chosen as the successful seed with the best dev score" in text

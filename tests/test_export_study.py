@@ -10,12 +10,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from _run_files import real_results, seed_result
 from biotune.api import load
 from biotune.cli import app, cmd_train
 from biotune.errors import ConfigError
 from biotune.export import CARD_FILE, export_model, model_card
 from biotune.report.build import mean_std
 from biotune.report.tables import Stats, best_models, summarize_cells
+from biotune.run_folder import ModelCard
 from biotune.runs import summarize
 from biotune.study import StudyStore, run_study
 
@@ -100,26 +102,17 @@ def test_study_export_errors_name_the_fix(study: Path, tmp_path: Path) -> None:
 
 
 def test_a_std_over_one_seed_reads_n_a_everywhere(capsys: pytest.CaptureFixture[str]) -> None:
-    seeds = [
-        {
-            "seed": 0,
-            "status": "ok",
-            "error": None,
-            "best_epoch": 1,
-            "dev": {"score": 80.0},
-            "test": {"score": 78.0},
-        }
-    ]
-    assert summarize(seeds, "test")["std"] is None
-    results = {
-        "dataset": "BIOSSES",
-        "model": "minilm-l6",
-        "config": {"dataset": "BIOSSES", "model": "minilm-l6"},
-        "seeds": [{**seeds[0], "train_seconds": 1.0}],
-        "summary": summarize(seeds, "test"),
-        "summary_dev": summarize(seeds, "dev"),
-    }
-    card = {"task_type": "similarity", "head": "regression", "labels": [], "max_length": 128, "versions": {}}
+    seeds = [seed_result(0, "ok", dev=80.0, test=78.0)]
+    assert summarize(seeds, "test").std is None
+    results = real_results(
+        dataset="BIOSSES",
+        model="minilm-l6",
+        config={**real_results().config, "dataset": "BIOSSES", "model": "minilm-l6"},
+        seeds=seeds,
+        summary=summarize(seeds, "test"),
+        summary_dev=summarize(seeds, "dev"),
+    )
+    card = ModelCard(task_type="similarity", head="regression", labels=[], max_length=128)
     text = model_card(results, card, 0, [], selected_as_best=True)
     assert "test: mean 78.00 ± n/a (sample std) over 1 successful seed(s)" in text
     assert "± 0.00" not in text

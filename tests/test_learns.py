@@ -40,14 +40,15 @@ def test_the_default_model_learns_ncbi_disease_from_1000_sentences(shared_data: 
     results = run_training(config, tmp_path / "run")
     seconds = time.perf_counter() - started
 
-    assert results["featurization"]["train"]["examples"] == TRAIN_SENTENCES
-    assert results["featurization"]["dev"]["examples"] == DEV_SENTENCES
-    seed = results["seeds"][0]
-    trivial = results["baseline"]["trivial"]["dev"]["score"]
-    assert seed["status"] == "ok", seed["error"]
-    assert seed["dev"]["metric"] == "entity_f1" and trivial == 0.0  # all-O tags find no entity
-    assert seed["dev"]["score"] > 50.0, seed["history"]
+    assert results.featurization["train"].examples == TRAIN_SENTENCES
+    assert results.featurization["dev"].examples == DEV_SENTENCES
+    seed = results.seeds[0]
+    trivial = results.baseline.trivial["dev"].score
+    assert seed.status == "ok", seed.error
+    assert seed.dev is not None and seed.dev.metric == "entity_f1" and trivial == 0.0  # all-O finds none
+    assert seed.dev.score > 50.0, seed.history
     # each epoch improves dev and lowers the training loss
-    first, second = seed["history"]
-    assert second["dev"] > first["dev"] and second["train_loss"] < first["train_loss"]
-    print(f"dev entity F1 {seed['dev']['score']:.2f} after {seconds:.0f} s")
+    first, second = seed.history
+    assert first.train_loss is not None and second.train_loss is not None
+    assert second.dev > first.dev and second.train_loss < first.train_loss
+    print(f"dev entity F1 {seed.dev.score:.2f} after {seconds:.0f} s")

@@ -22,6 +22,7 @@ from biotune.inference import predict_outputs
 from biotune.models import build_model, extend_vocabulary, head_module, load_tokenizer, save_model
 from biotune.onnx_model import ONNX_FILE, OnnxModel, export_onnx
 from biotune.predict import as_items
+from biotune.run_folder import ModelCard
 from biotune.runs import run_training
 from biotune.tasks import TaskOptions, add_placeholder_tokens, get_task, placeholder_pieces
 
@@ -97,7 +98,7 @@ def build_folder(
         "config": {"dataset": None},
         "versions": {},
     }
-    save_model(model.eval(), tokenizer, folder, card)
+    save_model(model.eval(), tokenizer, folder, ModelCard.model_validate(card))
     return folder
 
 

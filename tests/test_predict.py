@@ -18,6 +18,7 @@ from scipy.special import expit, softmax
 from tokenizers.pre_tokenizers import BertPreTokenizer
 from typer.testing import CliRunner
 
+from _run_files import real_results, seed_result, write_results
 from _slices import write_slice
 from biotune.api import load, resolve_model_folder, select_seed
 from biotune.cli import app
@@ -26,6 +27,7 @@ from biotune.data.registry import HOC_HALLMARKS
 from biotune.errors import BiotuneError, ConfigError, DataError
 from biotune.models import build_model, extend_vocabulary, head_module, load_tokenizer, save_model
 from biotune.predict import InputItem, Predictor, entity_spans, mask_entities, read_inputs
+from biotune.run_folder import ModelCard
 from biotune.runs import run_training
 from biotune.tasks import add_placeholder_tokens, get_task, placeholder_pieces
 from biotune.textsplit import Word, split_sentences, split_words
@@ -276,7 +278,7 @@ def _built(
         "config": {"dataset": None},
         "versions": {},
     }
-    save_model(model, tokenizer, folder, card)
+    save_model(model, tokenizer, folder, ModelCard.model_validate(card))
     return folder
 
 
@@ -445,21 +447,15 @@ def test_cli_errors_are_clear(ner_run: Path, arguments: list[str], message: str)
 def _fake_run(folder: Path, seeds: list[tuple[int, str, float, bool]]) -> Path:
     records = []
     for seed, status, dev, has_model in seeds:
-        records.append(
-            {
-                "seed": seed,
-                "status": status,
-                "error": None if status == "ok" else "collapsed",
-                "dev": {"score": dev},
-                "test": {"score": dev},
-            }
-        )
+        records.append(seed_result(seed, status, dev, dev, None if status == "ok" else "collapsed"))
         (folder / f"seed-{seed}").mkdir()
         if has_model:
             (folder / f"seed-{seed}" / "model").mkdir()
-            (folder / f"seed-{seed}" / "model" / "biotune_model.json").write_text("{}")
-    (folder / "results.json").write_text(json.dumps({"seeds": records, "config": {"save_model": True}}))
-    return folder
+            (folder / f"seed-{seed}" / "model" / "biotune_model.json").write_text(
+                "{}"
+            )  # only its presence counts
+    config = {**real_results().config, "save_model": True}
+    return write_results(folder, real_results(seeds=records, config=config))
 
 
 def test_best_seed_is_the_best_dev_score_among_successful_seeds_with_a_model(tmp_path: Path) -> None:

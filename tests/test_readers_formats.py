@@ -243,10 +243,10 @@ def test_json_lines_trains_exactly_as_the_same_tsv(
             "tag_names": list(tag_names),
         }
     )
-    tsv_seed = run_training(config, tmp_path / "run-tsv")["seeds"][0]
-    json_seed = run_training(as_json, tmp_path / "run-json")["seeds"][0]
+    tsv_seed = run_training(config, tmp_path / "run-tsv").seeds[0]
+    json_seed = run_training(as_json, tmp_path / "run-json").seeds[0]
     for key in ("history", "dev", "test", "status"):
-        assert json_seed[key] == tsv_seed[key], key
+        assert getattr(json_seed, key) == getattr(tsv_seed, key), key
 
 
 def test_tag_names_spellings() -> None:

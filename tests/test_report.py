@@ -9,9 +9,11 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from _run_files import split
 from biotune.errors import ConfigError
 from biotune.report import summarize_cells, write_report
 from biotune.report.tables import best_techniques, blurb_rows, instability_rows, select_setting
+from biotune.run_folder import Baselines, StoredRunMetrics
 from biotune.study import RunOutcome, RunStatus, StudyConfig, StudyStore, expand_grid
 from biotune.study.grid import RunSpec
 
@@ -51,8 +53,8 @@ def finish(
     crashed: bool = False,
 ) -> None:
     store.mark_running(run.run_id, "test")
-    metrics = {"dev": {"score": dev}, "test": {"score": test}, "resolved": {"batch_size": 16, "epochs": 3}}
-    store.finish(RunOutcome(run.run_id, status, dev, test, metrics, error, crashed))
+    figures = StoredRunMetrics(dev=split(dev), test=split(test), resolved={"batch_size": 16, "epochs": 3})
+    store.finish(RunOutcome(run.run_id, status, dev, test, figures.model_dump(mode="json"), error, crashed))
 
 
 @pytest.fixture
@@ -213,16 +215,16 @@ def test_report_on_a_folder_without_a_study_is_a_clear_error(tmp_path: Path) -> 
 
 def test_report_shows_what_doing_nothing_scores(tmp_path: Path) -> None:
     runs = grid(["BIOSSES"], seeds=1, learning_rates=[1e-5])
-    baseline = {
-        "trivial": {"dev": {"score": 0.0}, "test": {"score": 0.0}},
-        "zero_shot_cosine": {"dev": {"score": 73.04}, "test": {"score": 84.71}},
-    }
+    baseline = Baselines(
+        trivial={"dev": split(0.0), "test": split(0.0)},
+        zero_shot_cosine={"dev": split(73.04), "test": split(84.71)},
+    )
     with StudyStore(tmp_path) as store:
         store.add_runs(runs)
         for run in runs:
             store.mark_running(run.run_id, "test")
-            metrics = {"dev": {"score": 75.0}, "test": {"score": 86.0}, "baseline": baseline}
-            store.finish(RunOutcome(run.run_id, OK, 75.0, 86.0, metrics, None, False))
+            figures = StoredRunMetrics(dev=split(75.0), test=split(86.0), baseline=baseline)
+            store.finish(RunOutcome(run.run_id, OK, 75.0, 86.0, figures.model_dump(mode="json"), None, False))
     files = write_report(tmp_path)
     text = files.markdown.read_text()
     assert "Baselines: what doing nothing scores" in text

@@ -14,34 +14,32 @@ import pytest
 import yaml
 
 import biotune.runs
+from _run_files import real_results, seed_result
 from biotune.config import TrainConfig
 from biotune.errors import ConfigError
+from biotune.run_folder import RunResults, SeedResult
 from biotune.study import RunStatus, StudyStore, run_study
 from biotune.study.orchestrate import portable, study_lock
 from biotune.study.runners import outcome_from_results
 
 
-def fake_results(config: TrainConfig, seed_status: str = "ok") -> dict[str, Any]:
-    """What run_training returns for one seed; the score encodes the run so results can be traced."""
+def fake_results(config: TrainConfig, seed_status: str = "ok") -> RunResults:
+    """What run_training returns for one seed; the score encodes the run so results can be traced. The
+    seed's figures arrive as numpy scalars, as a scorer may hand them over."""
     seed = config.seeds[0]
     score = 10.0 * seed + (5.0 if config.techniques else 0.0)
-    return {
-        "dataset": config.dataset,
-        "config": config.model_dump(mode="json"),
-        "technique_label": "+".join(config.techniques) or "standard",
-        "seeds": [
-            {
-                "seed": seed,
-                "status": seed_status,
-                "error": None if seed_status == "ok" else "collapsed",
-                "best_epoch": 1,
-                "train_seconds": np.float32(0.5),
-                "dev": {"score": np.float64(score + 1)},
-                "test": {"score": score},
-            }
-        ],
-        "baseline": {"trivial": {"dev": {"score": 0.0}}},
-    }
+    record = seed_result(
+        seed, seed_status, dev=0.0, test=0.0, error=None if seed_status == "ok" else "collapsed"
+    )
+    values = record.model_dump()
+    values["train_seconds"] = np.float32(0.5)
+    values["dev"]["score"], values["test"]["score"] = np.float64(score + 1), score
+    return real_results(
+        dataset=config.dataset,
+        config=config.model_dump(mode="json"),
+        technique_label="+".join(config.techniques) or "standard",
+        seeds=[SeedResult.model_validate(values)],
+    )
 
 
 @pytest.fixture
@@ -49,9 +47,7 @@ def trained(monkeypatch: pytest.MonkeyPatch) -> list[TrainConfig]:
     """Patch training; the list records every config trained, in order."""
     calls: list[TrainConfig] = []
 
-    def run_training(
-        config: TrainConfig, output_dir: Path, progress: bool = False, **_: Any
-    ) -> dict[str, Any]:
+    def run_training(config: TrainConfig, output_dir: Path, progress: bool = False, **_: Any) -> RunResults:
         calls.append(config)
         (Path(output_dir) / "results.json").write_text("{}", encoding="utf-8")
         if config.seeds == [13]:
@@ -168,9 +164,7 @@ def test_ctrl_c_puts_the_run_in_flight_back_in_the_queue(
     trained: list[TrainConfig],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def interrupted(
-        config: TrainConfig, output_dir: Path, progress: bool = False, **_: Any
-    ) -> dict[str, Any]:
+    def interrupted(config: TrainConfig, output_dir: Path, progress: bool = False, **_: Any) -> RunResults:
         if config.seeds == [1]:
             raise KeyboardInterrupt
         return fake_results(config)

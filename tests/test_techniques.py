@@ -738,15 +738,15 @@ def test_mixout_and_pretrained_decay_train_end_to_end_and_save_a_plain_model(
         )
         results = run_training(config, tmp_path / name / "run")
         model_dir = tmp_path / name / "run" / "seed-0" / "model"
-        return results["seeds"][0], safetensors.torch.load_file(model_dir / "model.safetensors")
+        return results.seeds[0], safetensors.torch.load_file(model_dir / "model.safetensors")
 
     standard, standard_weights = run("standard", [])
     zeros, zeros_weights = run("zeros", ["mixout:0", "pretrained-decay:0"])
     both, both_weights = run("both", ["mixout:0.3", "pretrained-decay:2"])
-    assert zeros["history"] == standard["history"] and zeros["test"] == standard["test"]
+    assert zeros.history == standard.history and zeros.test == standard.test
     assert set(both_weights) == set(standard_weights)  # no parametrization or mixout buffer was saved
     assert all(torch.equal(zeros_weights[k], w) for k, w in standard_weights.items())
     assert any(not torch.equal(both_weights[k], w) for k, w in standard_weights.items())
-    assert both["status"] in ("ok", "failed") and both["history"] != standard["history"]
+    assert both.status in ("ok", "failed") and both.history != standard.history
     loaded = AutoModel.from_pretrained(tmp_path / "both" / "run" / "seed-0" / "model")
     assert all("forward" not in vars(module) for module in loaded.modules())

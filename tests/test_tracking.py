@@ -45,20 +45,20 @@ def test_mlflow_and_tensorboard_hold_every_epoch(
     )
     run = tmp_path / "run"
     results = run_training(config, run)
-    seed = results["seeds"][0]
-    dev_by_epoch = {row["epoch"]: row["dev"] for row in seed["history"]}
+    seed = results.seeds[0]
+    dev_by_epoch = {row.epoch: row.dev for row in seed.history}
     assert sorted(dev_by_epoch) == [1, 2]
 
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(experiment_names=["tracking-test"])
     assert len(runs) == 1
     row = runs.iloc[0]
-    assert row["tags.seed"] == "3" and row["tags.dataset"] == results["dataset"]
-    assert row["tags.technique"] == results["technique_label"]
+    assert row["tags.seed"] == "3" and row["tags.dataset"] == results.dataset
+    assert row["tags.technique"] == results.technique_label
     assert row["tags.biotune.seed_folder"] == str((run / "seed-3").resolve())
-    assert row["params.learning_rate"] == str(results["config"]["learning_rate"])
+    assert row["params.learning_rate"] == str(results.config["learning_rate"])
     assert row["params.techniques"] == "llrd:0.5"
-    assert row["metrics.final/test/score"] == pytest.approx(seed["test"]["score"])
+    assert row["metrics.final/test/score"] == pytest.approx(seed.score("test"))
     assert row["status"] == "FINISHED"
     client = mlflow.MlflowClient(uri)
     history = client.get_metric_history(row["run_id"], "dev/score")
@@ -138,7 +138,7 @@ def test_failing_or_random_backends_warn_once_and_change_nothing(
     assert len(warnings) == 1 and "mlflow failed" in warnings[0] and "No space left" in warnings[0]
     assert exploding[0].started == 1 and exploding[0].calls == 1  # off after the first failure (epoch 1)
     for key in ("status", "best_epoch", "history", "dev", "test"):
-        assert tracked["seeds"][0][key] == plain["seeds"][0][key], key
+        assert getattr(tracked.seeds[0], key) == getattr(plain.seeds[0], key), key
 
 
 def test_missing_package_fails_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

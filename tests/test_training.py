@@ -9,11 +9,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from _run_files import split, summary
 from _slices import slice_config
 from biotune.cli import app
 from biotune.config import TrainConfig, load_train_config
 from biotune.errors import ConfigError
 from biotune.evaluation import rescore_models
+from biotune.run_folder import Baselines, SeedResult, Summary, read_results
 from biotune.runs import run_training
 
 
@@ -32,27 +34,37 @@ def test_every_task_type_trains_end_to_end(
     config = _own_config(shared_data, tmp_path, dataset, tiny_bert)
     results = run_training(config, tmp_path / "run")
 
-    seed = results["seeds"][0]
+    seed = results.seeds[0]
+    assert seed.dev is not None and seed.test is not None
     # a random 2-layer model on 24 examples need not learn: the collapse rule decides ok or failed, and
     # nothing may diverge or crash
-    learned = seed["dev"]["score"] > results["baseline"]["trivial"]["dev"]["score"] + 1e-9
+    learned = seed.dev.score > results.baseline.trivial["dev"].score + 1e-9
     if learned:
-        assert (seed["status"], seed["error"]) == ("ok", None)
+        assert (seed.status, seed.error) == ("ok", None)
     else:
-        assert seed["status"] == "failed" and seed["error"].startswith("collapsed: dev score")
-    assert isinstance(seed["dev"]["score"], float) and isinstance(seed["test"]["score"], float)
-    assert 0.0 <= seed["test"]["score"] <= 100.0 or results["task_type"] == "similarity"
+        assert (
+            seed.status == "failed"
+            and seed.error is not None
+            and seed.error.startswith("collapsed: dev score")
+        )
+    assert isinstance(seed.dev.score, float) and isinstance(seed.test.score, float)
+    assert 0.0 <= seed.test.score <= 100.0 or results.task_type == "similarity"
     run = tmp_path / "run"
     on_disk = json.loads((run / "results.json").read_text())
-    assert on_disk["seeds"][0]["test"] == json.loads(json.dumps(seed["test"]))
+    assert on_disk["seeds"][0]["test"] == seed.test.model_dump(mode="json")
+    assert on_disk == {**results.to_dict(), "schema_version": 1} and read_results(run) == results
+    assert json.loads((run / "seed-0" / "metrics.json").read_text()) == {
+        **on_disk["seeds"][0],
+        "schema_version": 1,
+    }
     assert set(on_disk["summary"]) >= {"mean", "std", "min", "max", "n_ok", "failed"}
     assert yaml.safe_load((run / "config.yaml").read_text())["epochs"] == 1
     predictions = (run / "seed-0" / "predictions_test.jsonl").read_text().splitlines()
-    assert len(predictions) == results["featurization"]["test"]["examples"]
+    assert len(predictions) == results.featurization["test"].examples
     first = json.loads(predictions[0])
     assert {"id", "source", "gold", "pred"} <= set(first)
     assert (run / "train.log").read_text().strip()
-    assert results["baseline"]["trivial"]["dev"]["score"] is not None
+    assert results.baseline.trivial["dev"].score is not None
 
 
 def test_registry_dataset_run_writes_model_and_versions(
@@ -68,26 +80,26 @@ def test_registry_dataset_run_writes_model_and_versions(
         data_dir=shared_data,
     )
     results = run_training(config, tmp_path / "run")
-    assert results["dataset"] == "BIOSSES"
-    assert results["config"]["learning_rate"] == pytest.approx(1e-5)  # registry default (LinkBERT's BIOSSES)
-    assert results["featurization"]["train"]["examples"] == 16
-    assert [s["seed"] for s in results["seeds"]] == [0, 1]
-    assert {"torch", "transformers", "biotune", "python"} <= set(results["versions"])
-    assert "zero_shot_cosine" in results["baseline"]
+    assert results.dataset == "BIOSSES"
+    assert results.config["learning_rate"] == pytest.approx(1e-5)  # registry default (LinkBERT's BIOSSES)
+    assert results.featurization["train"].examples == 16
+    assert [s.seed for s in results.seeds] == [0, 1]
+    assert {"torch", "transformers", "biotune", "python"} <= set(results.versions)
+    assert results.baseline.zero_shot_cosine is not None
     model_dir = tmp_path / "run" / "seed-0" / "model"
     assert (model_dir / "model.safetensors").is_file() and (model_dir / "biotune_model.json").is_file()
 
 
 def test_same_seed_gives_identical_metrics(shared_data: Path, tiny_bert: Path, tmp_path: Path) -> None:
-    def once(name: str) -> dict:
+    def once(name: str) -> SeedResult:
         config = _own_config(
             shared_data, tmp_path / name, "NCBI-disease", tiny_bert, n=32, epochs=2, seeds=[7]
         )
-        return run_training(config, tmp_path / name / "run")["seeds"][0]
+        return run_training(config, tmp_path / name / "run").seeds[0]
 
     first, second = once("a"), once("b")
-    assert first["dev"] == second["dev"] and first["test"] == second["test"]
-    assert first["history"] == second["history"]
+    assert first.dev == second.dev and first.test == second.test
+    assert first.history == second.history
 
 
 def test_absurd_learning_rate_is_detected_as_failed_and_other_seeds_go_on(
@@ -97,10 +109,10 @@ def test_absurd_learning_rate_is_detected_as_failed_and_other_seeds_go_on(
         shared_data, tmp_path, "GAD", tiny_bert, learning_rate=1e6, seeds=[0, 1], epochs=2, max_grad_norm=1e9
     )
     results = run_training(config, tmp_path / "run")
-    assert [s["seed"] for s in results["seeds"]] == [0, 1]
-    assert all(s["status"] == "failed" for s in results["seeds"])
-    assert all(s["error"].startswith(("diverged", "collapsed")) for s in results["seeds"])
-    assert results["summary"]["failed"] == 2 and results["summary"]["n_ok"] == 0
+    assert [s.seed for s in results.seeds] == [0, 1]
+    assert all(s.status == "failed" for s in results.seeds)
+    assert all((s.error or "").startswith(("diverged", "collapsed")) for s in results.seeds)
+    assert results.summary.failed == 2 and results.summary.n_ok == 0
 
 
 def test_conflicting_techniques_rejected_before_any_work(
@@ -168,31 +180,27 @@ def test_evaluate_reruns_saved_models_to_the_same_scores(
     results = run_training(config, tmp_path / "run")
     rerun = rescore_models(tmp_path / "run", "test")
     assert rerun["source"] == "models"
-    for seed in results["seeds"]:
-        assert rerun["seeds"][str(seed["seed"])]["score"] == pytest.approx(seed["test"]["score"], abs=1e-9)
+    for seed in results.seeds:
+        assert rerun["seeds"][str(seed.seed)]["score"] == pytest.approx(seed.score("test"), abs=1e-9)
     with pytest.raises(ConfigError, match="dev or test"):
         rescore_models(tmp_path / "run", "train")
 
 
-def _results(mean: float, zero_shot: float, trivial: float, pair_encoding: str) -> dict:
-    return {
-        "config": {"pair_encoding": pair_encoding},
-        "summary": {"split": "test", "mean": mean},
-        "baseline": {
-            "trivial": {"test": {"score": trivial}},
-            "zero_shot_cosine": {"test": {"score": zero_shot}},
-        },
-    }
+def _results(
+    mean: float | None, zero_shot: float, trivial: float, pair_encoding: str
+) -> tuple[Summary, Baselines, str]:
+    baseline = Baselines(trivial={"test": split(trivial)}, zero_shot_cosine={"test": split(zero_shot)})
+    return summary(mean), baseline, pair_encoding
 
 
 def test_losing_to_the_untrained_model_is_said_with_the_fix() -> None:
     from biotune.runs import baseline_warnings
 
-    lost = baseline_warnings(_results(23.07, 84.69, 0.0, "cross"))
+    lost = baseline_warnings(*_results(23.07, 84.69, 0.0, "cross"))
     assert len(lost) == 1
     assert "23.07" in lost[0] and "84.69" in lost[0] and "--pair-encoding siamese" in lost[0]
-    assert "--pair-encoding" not in baseline_warnings(_results(80.0, 84.69, 0.0, "siamese"))[0]
-    assert baseline_warnings(_results(87.3, 84.69, 0.0, "siamese")) == []
-    both = baseline_warnings(_results(-5.0, 84.69, 0.0, "cross"))
+    assert "--pair-encoding" not in baseline_warnings(*_results(80.0, 84.69, 0.0, "siamese"))[0]
+    assert baseline_warnings(*_results(87.3, 84.69, 0.0, "siamese")) == []
+    both = baseline_warnings(*_results(-5.0, 84.69, 0.0, "cross"))
     assert len(both) == 2 and "trivial baseline 0.00" in both[1]
-    assert baseline_warnings({"summary": {"split": "test", "mean": None}}) == []
+    assert baseline_warnings(*_results(None, 84.69, 0.0, "cross")) == []

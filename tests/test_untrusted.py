@@ -116,7 +116,7 @@ def test_a_saved_model_pointing_at_custom_code_is_refused_without_asking(
     tiny_bert: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder, sentinel = _model_with_custom_code(tiny_bert, tmp_path / "saved", model_type="custom-encoder")
-    card = {"head": "sequence", "task_type": "re", "labels": ["0", "1"], "pooling": "cls"}
+    card = {"head": "sequence", "task_type": "re", "labels": ["0", "1"], "pooling": "cls", "max_length": 32}
     (folder / "biotune_model.json").write_text(json.dumps(card))
     try:
         with pytest.raises(ConfigError, match="--trust-remote-code"):
@@ -158,7 +158,7 @@ def test_saved_checkpoints_are_safetensors_only(shared_data: Path, tiny_bert: Pa
     assert not [p for p in written if p.suffix in PICKLE_SUFFIXES]
     assert not [p for p in written if _looks_pickled(p)]
     model, _, card = load_saved_model(model_dir)
-    assert card["task_type"] == "re" and sum(p.numel() for p in model.parameters()) > 0
+    assert card.task_type == "re" and sum(p.numel() for p in model.parameters()) > 0
 
 
 # --- the source tree --------------------------------------------------------------------------------------

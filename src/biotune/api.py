@@ -15,7 +15,7 @@ from typing import Any
 from biotune.errors import ConfigError
 from biotune.models import BIOTUNE_MODEL_FILE
 from biotune.predict import Predictor
-from biotune.run_folder import RESULTS_FILE, read_results, seed_model_folder
+from biotune.run_folder import RESULTS_FILE, RunResults, SeedResult, read_results, seed_model_folder
 
 Seed = int | str
 
@@ -38,7 +38,7 @@ def parse_seed(seed: Seed) -> int | None:
 def select_seed(run_dir: Path, seed: Seed = "best") -> int:
     """The seed of a run folder to use: the one asked for (it must have a saved model), or the best."""
     results = read_results(run_dir)
-    records = {record["seed"]: record for record in results["seeds"]}
+    records = {record.seed: record for record in results.seeds}
     with_model = [s for s in records if (seed_model_folder(run_dir, s) / BIOTUNE_MODEL_FILE).is_file()]
     wanted = parse_seed(seed)
     if wanted is not None:
@@ -50,11 +50,9 @@ def select_seed(run_dir: Path, seed: Seed = "best") -> int:
                 f"; seeds with a model: {_names(with_model) or 'none'}"
             )
         return wanted
-    candidates = [
-        s for s in with_model if records[s]["status"] == "ok" and _dev_score(records[s]) is not None
-    ]
+    candidates = [s for s in with_model if records[s].ok and _dev_score(records[s]) is not None]
     if not candidates:
-        failed = [s for s in with_model if records[s]["status"] != "ok"]
+        failed = [s for s in with_model if not records[s].ok]
         hint = (
             f"seed{'s' if len(failed) > 1 else ''} {_names(failed)} saved a model but failed; "
             "choose one with --seed N if you mean it"
@@ -65,16 +63,16 @@ def select_seed(run_dir: Path, seed: Seed = "best") -> int:
     return max(candidates, key=lambda s: (_dev_score(records[s]), -candidates.index(s)))
 
 
-def _dev_score(record: dict[str, Any]) -> float | None:
-    score = (record.get("dev") or {}).get("score")
-    return float(score) if isinstance(score, int | float) and math.isfinite(score) else None
+def _dev_score(record: SeedResult) -> float | None:
+    score = record.score("dev")
+    return score if score is not None and math.isfinite(score) else None
 
 
-def _why_no_model(results: dict[str, Any], record: dict[str, Any]) -> str:
-    if not (results.get("config") or {}).get("save_model", True):
+def _why_no_model(results: RunResults, record: SeedResult) -> str:
+    if not results.config.get("save_model", True):
         return "the run was trained with --no-save-model"
-    if record.get("status") != "ok":
-        return f"it failed: {record.get('error')}"
+    if not record.ok:
+        return f"it failed: {record.error}"
     return "its model folder is missing"
 
 

@@ -28,5 +28,12 @@ class DataError(BiotuneError):
         super().__init__(message)
 
 
+class RunFileError(DataError, ConfigError):
+    """A run folder's file (results.json, biotune_model.json) is missing, malformed or from a newer biotune.
+
+    A malformed input file like any other (file, line, fix), and a ConfigError where callers have always
+    caught one for a bad run folder."""
+
+
 class TrainingDiverged(BiotuneError):
     """A seed's loss became NaN/inf; the seed is recorded as failed and the others go on."""

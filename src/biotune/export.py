@@ -23,7 +23,14 @@ from biotune.errors import ConfigError
 from biotune.formatting import std_text
 from biotune.models import BIOTUNE_MODEL_FILE, HEAD_FILE, MODEL_ALIASES
 from biotune.onnx_model import ONNX_FILE, QUANTIZATIONS, OnnxExport, export_onnx, require_onnxruntime
-from biotune.run_folder import RESULTS_FILE, read_results, seed_model_folder
+from biotune.run_folder import (
+    RESULTS_FILE,
+    ModelCard,
+    RunResults,
+    read_model_card,
+    read_results,
+    seed_model_folder,
+)
 from biotune.study.store import STORE_FILE
 from biotune.tasks import Head, Task, get_head, task_class
 from biotune.tasks.placeholders import PLACEHOLDER_PATTERN
@@ -109,11 +116,11 @@ def export_model(
     _prepare_target(to, source, overwrite)
     shutil.copytree(source, to, dirs_exist_ok=True)
     results = read_results(run_dir)
-    card = json.loads((source / BIOTUNE_MODEL_FILE).read_text(encoding="utf-8"))
+    card = read_model_card(source)
     _hub_config(to, card)
     onnx = export_onnx(to, quantize) if export_format == "onnx" else None
     if onnx is not None:
-        card = json.loads((to / BIOTUNE_MODEL_FILE).read_text(encoding="utf-8"))
+        card = read_model_card(to)
     selected_as_best = study is not None or parse_seed(seed) is None
     (to / CARD_FILE).write_text(
         model_card(results, card, chosen, placeholders_of(source), selected_as_best, study), encoding="utf-8"
@@ -156,15 +163,15 @@ def study_evidence(study_dir: Path, seed: Seed, model: str | None, dataset: str 
     return StudyEvidence(study_dir.resolve().name, best, compared)
 
 
-def _hub_config(folder: Path, card: dict[str, Any]) -> None:
+def _hub_config(folder: Path, card: ModelCard) -> None:
     """config.json's label names as `transformers.pipeline` shows them (typed entity tags), and the
     tokenizer's max length the one the model was trained with (the pipeline truncates there)."""
     from biotune.predict import entity_type_of
 
     config_path = folder / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    if "id2label" in config and card.get("labels"):
-        names = task_class(card["task_type"]).hub_labels(card["labels"], entity_type_of(card))
+    if "id2label" in config and card.labels:
+        names = task_class(card.task_type).hub_labels(card.labels, entity_type_of(card))
         if len(names) == len(config["id2label"]):
             config["id2label"] = {str(i): name for i, name in enumerate(names)}
             config["label2id"] = {name: i for i, name in enumerate(names)}
@@ -172,7 +179,7 @@ def _hub_config(folder: Path, card: dict[str, Any]) -> None:
     tokenizer_path = folder / "tokenizer_config.json"
     if tokenizer_path.is_file():
         settings = json.loads(tokenizer_path.read_text(encoding="utf-8"))
-        settings["model_max_length"] = int(card["max_length"])
+        settings["model_max_length"] = card.max_length
         tokenizer_path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
 
@@ -206,27 +213,27 @@ def placeholders_of(folder: Path) -> list[str]:
 
 
 def model_card(
-    results: dict[str, Any],
-    card: dict[str, Any],
+    results: RunResults,
+    card: ModelCard,
     seed: int,
     placeholders: list[str],
     selected_as_best: bool,
     study: StudyEvidence | None = None,
 ) -> str:
-    config = results.get("config") or card.get("config") or {}
-    task, head = task_class(card["task_type"]), get_head(card["head"])
-    name = results.get("dataset") or card.get("dataset") or "custom"
-    dataset = name if config.get("dataset") else f"own files ({name})"
-    base = _base_model(str(config.get("model", results.get("model", "?"))))
-    mean = card.get("pooling") == "mean" and head.pooled
-    siamese = card.get("pair_encoding") == "siamese"
+    config = results.config
+    task, head = task_class(card.task_type), get_head(card.head)
+    name = results.dataset
+    dataset = f"own files ({name})" if results.own_files else name
+    base = _base_model(str(config.get("model", results.model)))
+    mean = card.pooling == "mean" and head.pooled
+    siamese = card.pair_encoding == "siamese"
     lines = _front_matter(name, head, base)
     lines += [f"# {dataset}: {task.description}", ""]
     if study is None:
         lines += [
             f"Fine-tuned from `{base}` on **{dataset}** with biotune "
-            f"{(card.get('versions') or {}).get('biotune', '')}. This folder is **seed {seed}** of a "
-            f"{len(results['seeds'])}-seed run, "
+            f"{card.versions.get('biotune', '')}. This folder is **seed {seed}** of a "
+            f"{len(results.seeds)}-seed run, "
             + (
                 "chosen as the successful seed with the best dev score."
                 if selected_as_best
@@ -239,7 +246,7 @@ def model_card(
         cell = study.best.cell
         lines += [
             f"Fine-tuned from `{base}` on **{dataset}** with biotune "
-            f"{(card.get('versions') or {}).get('biotune', '')}: the best model of the study "
+            f"{card.versions.get('biotune', '')}: the best model of the study "
             f"`{study.name}`. The study trained {len(study.compared)} technique(s) with "
             f"{len(cell.runs)} seed(s) per setting; this is technique **{cell.technique}** at the setting "
             "with the best mean dev score over its successful seeds (the study report's rule, so one lucky "
@@ -265,10 +272,10 @@ def model_card(
     )
     if not (siamese or mean):
         lines += _pipeline_usage(card, task, head, placeholders)
-    if card.get("onnx"):
+    if card.onnx is not None:
         lines += _onnx_usage(card)
     lines += ["## Versions", "", "| package | version |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in (card.get("versions") or results.get("versions") or {}).items()]
+    lines += [f"| {k} | {v} |" for k, v in (card.versions or results.versions).items()]
     return "\n".join(lines) + "\n"
 
 
@@ -292,14 +299,14 @@ def _base_model(name: str) -> str:
 
 
 def _settings(
-    dataset: str, results: dict[str, Any], card: dict[str, Any], config: dict[str, Any], base: str
+    dataset: str, results: RunResults, card: ModelCard, config: dict[str, Any], base: str
 ) -> list[tuple[str, Any]]:
     techniques = ", ".join(config.get("techniques") or []) or "standard fine-tuning"
     rows: list[tuple[str, Any]] = [
         ("base model", f"`{base}`"),
         ("dataset", dataset),
-        ("task type", f"{card['task_type']} (head: {card['head']}, pooling: {card.get('pooling') or 'cls'})"),
-        ("stability technique(s)", f"{techniques} ({results.get('technique_label', 'standard')})"),
+        ("task type", f"{card.task_type} (head: {card.head}, pooling: {card.pooling})"),
+        ("stability technique(s)", f"{techniques} ({results.technique_label})"),
     ]
     for key, name in (
         ("learning_rate", "learning rate"),
@@ -326,7 +333,7 @@ def _fmt(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, int | float) else "-"
 
 
-def _results_section(results: dict[str, Any], seed: int, task: type[Task]) -> list[str]:
+def _results_section(results: RunResults, seed: int, task: type[Task]) -> list[str]:
     metric = _metric_name(results, task)
     lines = [
         "## Results",
@@ -336,35 +343,31 @@ def _results_section(results: dict[str, Any], seed: int, task: type[Task]) -> li
         "| seed | status | best epoch | dev | test | note |",
         "|---|---|---|---|---|---|",
     ]
-    for record in results["seeds"]:
-        marker = " **(this model)**" if record["seed"] == seed else ""
-        dev, test = (_fmt((record.get(split) or {}).get("score")) for split in ("dev", "test"))
+    for record in results.seeds:
+        marker = " **(this model)**" if record.seed == seed else ""
+        dev, test = _fmt(record.score("dev")), _fmt(record.score("test"))
         lines.append(
-            f"| {record['seed']}{marker} | {record['status']} | {record.get('best_epoch') or '-'} | "
-            f"{dev} | {test} | {(record.get('error') or '').replace('|', '/')} |"
+            f"| {record.seed}{marker} | {record.status} | {record.best_epoch or '-'} | "
+            f"{dev} | {test} | {(record.error or '').replace('|', '/')} |"
         )
     lines.append("")
-    for key in ("summary_dev", "summary"):
-        summary = results.get(key)
-        if not summary or (key == "summary" and summary.get("split") == "dev"):
+    for summary in (results.summary_dev, results.summary):
+        if summary is results.summary and summary.split == "dev":
             continue
-        total = summary["n_ok"] + summary["failed"]
-        if summary["mean"] is None:
-            lines.append(f"- {summary['split']}: no successful seed; {summary['failed']} of {total} failed.")
+        total = summary.n_ok + summary.failed
+        if summary.mean is None:
+            lines.append(f"- {summary.split}: no successful seed; {summary.failed} of {total} failed.")
         else:
-            mean, low, high = (_fmt(summary[key]) for key in ("mean", "min", "max"))
-            std = std_text(summary["std"], summary["n_ok"])
+            mean, low, high = _fmt(summary.mean), _fmt(summary.min), _fmt(summary.max)
+            std = std_text(summary.std, summary.n_ok)
             lines.append(
-                f"- {summary['split']}: mean {mean} ± {std} (sample std) over {summary['n_ok']} successful "
-                f"seed(s), min {low}, max {high}; failed runs: {summary['failed']} of {total}."
+                f"- {summary.split}: mean {mean} ± {std} (sample std) over {summary.n_ok} successful "
+                f"seed(s), min {low}, max {high}; failed runs: {summary.failed} of {total}."
             )
-    baseline = results.get("baseline") or {}
-    parts = [
-        f"trivial {split} {_fmt(m.get('score'))}" for split, m in (baseline.get("trivial") or {}).items()
-    ]
+    parts = [f"trivial {split} {_fmt(m.score)}" for split, m in results.baseline.trivial.items()]
     parts += [
-        f"zero-shot cosine {split} {_fmt(m.get('score'))}"
-        for split, m in (baseline.get("zero_shot_cosine") or {}).items()
+        f"zero-shot cosine {split} {_fmt(m.score)}"
+        for split, m in (results.baseline.zero_shot_cosine or {}).items()
     ]
     if parts:
         lines.append(f"- baselines: {', '.join(parts)}.")
@@ -376,11 +379,10 @@ def _results_section(results: dict[str, Any], seed: int, task: type[Task]) -> li
     return lines
 
 
-def _metric_name(results: dict[str, Any], task: type[Task]) -> str:
+def _metric_name(results: RunResults, task: type[Task]) -> str:
     from biotune.data.registry import get_spec
 
-    config = results.get("config") or {}
-    return get_spec(results["dataset"]).metric if config.get("dataset") else task.metric_name
+    return task.metric_name if results.own_files else get_spec(results.dataset).metric
 
 
 def _stats_text(stats: Any) -> str:
@@ -388,7 +390,7 @@ def _stats_text(stats: Any) -> str:
 
 
 def _study_results_section(
-    results: dict[str, Any], seed: int, task: type[Task], study: StudyEvidence
+    results: RunResults, seed: int, task: type[Task], study: StudyEvidence
 ) -> list[str]:
     """The exported setting's every seed with mean ± std and failures, then the other techniques."""
     from biotune.study.grid import setting_text
@@ -439,8 +441,8 @@ def _study_results_section(
     return lines
 
 
-def _labels_section(card: dict[str, Any], head: Head, placeholders: list[str]) -> list[str]:
-    lines = ["## Labels", "", head.card_labels(card["labels"])]
+def _labels_section(card: ModelCard, head: Head, placeholders: list[str]) -> list[str]:
+    lines = ["## Labels", "", head.card_labels(card.labels)]
     if placeholders:
         names = ", ".join(f"`{p}`" for p in placeholders)
         lines.append(f"Entity placeholders (single tokens of the tokenizer): {names}.")
@@ -481,12 +483,12 @@ def _biotune_usage(task: type[Task], placeholders: list[str]) -> list[str]:
 
 
 def _transformers_usage(
-    card: dict[str, Any], task: type[Task], head: Head, placeholders: list[str], mean: bool
+    card: ModelCard, task: type[Task], head: Head, placeholders: list[str], mean: bool
 ) -> list[str]:
     example = task.card_example(placeholders)
     code = head.transformers_snippet(
-        card["max_length"],
-        card["labels"],
+        card.max_length,
+        card.labels,
         example,
         task.snippet_truncation,
         mean,
@@ -494,7 +496,7 @@ def _transformers_usage(
         HEAD_FILE,
     )
     lines = ["## Use it without biotune (transformers only)", "", "```python", code.rstrip("\n"), "```", ""]
-    lines += head.snippet_notes(card["max_length"])
+    lines += head.snippet_notes(card.max_length)
     if mean:
         lines.append(
             "This model mean-pools: the Hugging Face classification classes would put a new, random head "
@@ -509,7 +511,7 @@ def _transformers_usage(
     return [*lines, ""]
 
 
-def _pipeline_usage(card: dict[str, Any], task: type[Task], head: Head, placeholders: list[str]) -> list[str]:
+def _pipeline_usage(card: ModelCard, task: type[Task], head: Head, placeholders: list[str]) -> list[str]:
     example = task.card_example(placeholders)
     code = head.pipeline_snippet(example, FOLDER_PLACEHOLDER, task.snippet_truncation)
     return [
@@ -519,19 +521,20 @@ def _pipeline_usage(card: dict[str, Any], task: type[Task], head: Head, placehol
         code.rstrip("\n"),
         "```",
         "",
-        *head.pipeline_notes(int(card["max_length"])),
+        *head.pipeline_notes(card.max_length),
         "",
     ]
 
 
-def _onnx_usage(card: dict[str, Any]) -> list[str]:
-    onnx = card["onnx"]
-    precision = "int8 (onnxruntime dynamic quantization)" if onnx.get("quantization") == "int8" else "fp32"
-    inputs = ", ".join(f"`{name}`" for name in onnx["inputs"])
+def _onnx_usage(card: ModelCard) -> list[str]:
+    onnx = card.onnx
+    assert onnx is not None  # model_card asks only for a card that records one
+    precision = "int8 (onnxruntime dynamic quantization)" if onnx.quantization == "int8" else "fp32"
+    inputs = ", ".join(f"`{name}`" for name in onnx.inputs)
     return [
         "## ONNX",
         "",
-        f"`{ONNX_FILE}` is the whole model ({precision}, opset {onnx['opset']}, dynamic batch and sequence "
+        f"`{ONNX_FILE}` is the whole model ({precision}, opset {onnx.opset}, dynamic batch and sequence "
         f"axes): inputs {inputs} as the tokenizer makes them (int64), output `logits`. `biotune predict` "
         "and `biotune.load` run it with onnxruntime when it is here (`--backend torch` for the safetensors "
         "weights).",
@@ -546,7 +549,7 @@ def _onnx_usage(card: dict[str, Any]) -> list[str]:
     ]
 
 
-def _siamese_usage(card: dict[str, Any], task: type[Task]) -> list[str]:
+def _siamese_usage(card: ModelCard, task: type[Task]) -> list[str]:
     """Siamese similarity: each sentence encoded alone, mean-pooled, cosine, then learnt scale and shift."""
     code = f'''import torch
 from safetensors.torch import load_file
@@ -559,7 +562,7 @@ head = load_file(f"{{folder}}/{HEAD_FILE}")  # scale and shift of the cosine
 
 
 def embed(text: str) -> torch.Tensor:
-    encoding = tokenizer(text, truncation=True, max_length={card["max_length"]}, return_tensors="pt")
+    encoding = tokenizer(text, truncation=True, max_length={card.max_length}, return_tensors="pt")
     with torch.no_grad():
         hidden = encoder(**encoding).last_hidden_state
     mask = encoding["attention_mask"].unsqueeze(-1).to(hidden.dtype)

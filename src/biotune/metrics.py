@@ -28,6 +28,7 @@ from sklearn.preprocessing import MultiLabelBinarizer
 
 from biotune.data.registry import KNOWN_NEGATIVE_LABELS, get_spec
 from biotune.errors import BiotuneError, ConfigError, DataError
+from biotune.run_folder import RESULTS_FILE, RunResults, read_file
 
 PICO_CLASSES: tuple[str, ...] = ("I-PAR", "I-INT", "I-OUT")
 
@@ -567,44 +568,39 @@ def read_run_result(path: Path, failed: str = "error") -> tuple[str, float]:
     A run whose every seed failed has no mean over successful seeds: an error (`failed="error"`), or, with
     `failed="count"`, the mean test score of its failed seeds that were scored (collapsed seeds are; a seed
     that diverged is not), so that a failure lowers the score instead of vanishing from it."""
-    data = _load_json(path)
-    dataset = data.get("dataset") if isinstance(data, dict) else None
-    summary = data.get("summary") if isinstance(data, dict) else None
-    mean = summary.get("mean") if isinstance(summary, dict) else None
-    if not isinstance(dataset, str) or not dataset:
+    results = read_file(path, RunResults)
+    dataset, summary = results.dataset, results.summary
+    if not dataset:
         raise DataError(
             path,
             None,
             'no "dataset" name in this result',
             "only runs on a BLURB dataset count toward the BLURB score",
         )
-    if isinstance(summary, dict) and summary.get("n_ok") == 0 and failed == "count":
-        scored = [
-            seed["test"]["score"]
-            for seed in data.get("seeds") or []
-            if isinstance(seed, dict) and isinstance((seed.get("test") or {}).get("score"), int | float)
-        ]
-        if scored and isinstance(dataset, str):
+    mean = summary.mean
+    if summary.n_ok == 0 and failed == "count":
+        scored = [score for seed in results.seeds if (score := seed.score("test")) is not None]
+        if scored:
             mean = sum(scored) / len(scored)
-    elif isinstance(summary, dict) and summary.get("n_ok") == 0:
+    elif summary.n_ok == 0:
         raise DataError(
             path,
             None,
             f"every seed of this {dataset} run failed: it has no mean score",
             "rerun it (see its train.log), or leave this folder out",
         )
-    if isinstance(mean, bool) or not isinstance(mean, (int, float)) or not math.isfinite(mean):
+    if mean is None or not math.isfinite(mean):
         raise DataError(
             path,
             None,
             f'"summary"."mean" is {mean!r}, not a number',
             "rerun or fix the run so that its summary holds the mean test score",
         )
-    if isinstance(summary, dict) and summary.get("split", "test") != "test":
+    if summary.split != "test":
         raise DataError(
             path,
             None,
-            f"this {dataset} run's summary is on {summary['split']!r}, not test",
+            f"this {dataset} run's summary is on {summary.split!r}, not test",
             "BLURB scores the test split: rerun with the test file",
         )
     return dataset, float(mean)
@@ -612,12 +608,12 @@ def read_run_result(path: Path, failed: str = "error") -> tuple[str, float]:
 
 def find_results(folder: Path) -> list[Path]:
     """results.json of a run folder, or of the run folders one or two levels below a study folder."""
-    own = folder / "results.json"
+    own = folder / RESULTS_FILE
     if own.is_file():
         return [own]
-    found = sorted(folder.glob("*/results.json"))
+    found = sorted(folder.glob(f"*/{RESULTS_FILE}"))
     run_folders = {path.parent for path in found}
-    found += sorted(p for p in folder.glob("*/*/results.json") if p.parent.parent not in run_folders)
+    found += sorted(p for p in folder.glob(f"*/*/{RESULTS_FILE}") if p.parent.parent not in run_folders)
     return found
 
 
@@ -641,7 +637,7 @@ def read_scores(paths: Sequence[Path], failed: str = "error") -> dict[str, float
         results = find_results(folder)
         if not results:
             raise ConfigError(
-                f"{folder}: no results.json in it or in its sub-folders (one or two levels down)"
+                f"{folder}: no {RESULTS_FILE} in it or in its sub-folders (one or two levels down)"
             )
         for result_path in results:
             dataset, mean = read_run_result(result_path, failed)

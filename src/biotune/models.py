@@ -8,7 +8,6 @@ of the last hidden states and saves the encoder in the standard layout plus `hea
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +23,7 @@ from transformers import (
 )
 
 from biotune.errors import ConfigError
+from biotune.run_folder import BIOTUNE_MODEL_FILE, ModelCard, read_model_card, write_file
 from biotune.tasks.heads import HeadKind, get_head
 
 Pooling = Literal["cls", "mean"]
@@ -32,7 +32,6 @@ HEAD_FILE = "head.safetensors"
 # Master weights are always fp32, whatever dtype a checkpoint was saved in: under transformers 5 some hub
 # checkpoints (DeBERTa-v3's) load in fp16 unless told. Reduced precision is autocast's job (biotune.device).
 FP32: dict[str, Any] = {"dtype": torch.float32}
-BIOTUNE_MODEL_FILE = "biotune_model.json"
 
 
 def packaged_minilm_path() -> Path:
@@ -277,9 +276,7 @@ def extend_vocabulary(
                 weight[new_id] = weight[torch.tensor(piece_ids)].mean(0)
 
 
-def save_model(
-    model: nn.Module, tokenizer: PreTrainedTokenizerBase, folder: Path, card: dict[str, Any]
-) -> None:
+def save_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, folder: Path, card: ModelCard) -> None:
     """A standard model folder (safetensors) that carries its own biotune config."""
     folder.mkdir(parents=True, exist_ok=True)
     if isinstance(model, MeanPoolingModel | SiameseCosineModel):
@@ -287,15 +284,12 @@ def save_model(
     else:
         model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
-    (folder / BIOTUNE_MODEL_FILE).write_text(json.dumps(card, indent=2, default=str), encoding="utf-8")
+    write_file(folder / BIOTUNE_MODEL_FILE, card)
 
 
-def load_saved_card(folder: Path) -> dict[str, Any]:
+def load_saved_card(folder: Path) -> ModelCard:
     """A saved model folder's biotune_model.json."""
-    card_path = folder / BIOTUNE_MODEL_FILE
-    if not card_path.is_file():
-        raise ConfigError(f"{folder}: not a biotune model folder (no {BIOTUNE_MODEL_FILE})")
-    return json.loads(card_path.read_text(encoding="utf-8"))
+    return read_model_card(folder)
 
 
 def load_saved_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
@@ -307,14 +301,14 @@ def load_saved_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
         raise model_load_error("the tokenizer of saved model", str(folder), exc) from exc
 
 
-def load_saved_model(folder: Path) -> tuple[nn.Module, PreTrainedTokenizerBase, dict[str, Any]]:
+def load_saved_model(folder: Path) -> tuple[nn.Module, PreTrainedTokenizerBase, ModelCard]:
     """Load a model folder written by `save_model` (no pickle: safetensors only)."""
     card = load_saved_card(folder)
     tokenizer = load_saved_tokenizer(folder)
     try:
-        head = get_head(card["head"])
-        labels: list[str] = card["labels"]
-        if card.get("pair_encoding") == "siamese":
+        head = get_head(card.head)
+        labels = card.labels
+        if card.pair_encoding == "siamese":
             encoder = AutoModel.from_pretrained(str(folder), trust_remote_code=False, **FP32)
             siamese = SiameseCosineModel(encoder)
             weights = load_file(str(folder / HEAD_FILE))
@@ -322,7 +316,7 @@ def load_saved_model(folder: Path) -> tuple[nn.Module, PreTrainedTokenizerBase, 
                 siamese.scale.copy_(weights["scale"])
                 siamese.shift.copy_(weights["shift"])
             model: nn.Module = siamese
-        elif card.get("pooling", "cls") == "mean" and head.pooled:
+        elif card.pooling == "mean" and head.pooled:
             config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
             encoder = AutoModel.from_pretrained(str(folder), trust_remote_code=False, config=config, **FP32)
             model = MeanPoolingModel(encoder, head.num_outputs(labels), 0.0)

@@ -17,7 +17,6 @@ run time), the usual choice for transformer encoders on a CPU.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from biotune.errors import BiotuneError, ConfigError
+from biotune.run_folder import BIOTUNE_MODEL_FILE, ModelCard, OnnxRecord, write_file
 
 ONNX_FILE = "model.onnx"
 # Supported by every onnxruntime from 1.17 (the extra's floor) on, and by the TorchScript exporter.
@@ -86,15 +86,15 @@ class _LogitsOnly(nn.Module):
 
 
 def sample_batches(
-    card: dict[str, Any], tokenizer: Any, placeholders: list[str]
+    card: ModelCard, tokenizer: Any, placeholders: list[str]
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Two batches of the model's real inputs, as `predict` feeds them: a padded pair of rows (the trace
     and a check) and one unpadded row (a check that the mask path is not baked in)."""
     from biotune.batching import collate
     from biotune.tasks import TaskOptions, get_task
 
-    options = TaskOptions(pair_encoding=card.get("pair_encoding") or "cross")
-    task = get_task(card["task_type"], card["labels"], card.get("negative_label"), options)
+    options = TaskOptions(pair_encoding=card.pair_encoding)
+    task = get_task(card.task_type, card.labels, card.negative_label, options)
     example = task.card_example(placeholders)
     if isinstance(example, tuple):  # pairs: each side longer in one of the rows, so both are padded
         first, second = example
@@ -102,7 +102,7 @@ def sample_batches(
     else:
         rows = [(f"{example} {example}",), (example,)]
     examples = [e for k, texts in enumerate(rows) for e in task.predict_input(f"sample{k}", texts).examples]
-    features = task.featurize(examples, tokenizer, int(card["max_length"])).features
+    features = task.featurize(examples, tokenizer, card.max_length).features
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     padded, unpadded = (collate(chunk, pad_id, task.head) for chunk in (features[:2], features[1:2]))
     return _model_inputs(padded), _model_inputs(unpadded)
@@ -118,7 +118,7 @@ def export_onnx(folder: Path, quantize: str | None = None) -> OnnxExport:
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ConfigError(f"unknown quantization {quantize!r}; choose {', '.join(QUANTIZATIONS)}")
     from biotune.export import placeholders_of
-    from biotune.models import BIOTUNE_MODEL_FILE, load_saved_model
+    from biotune.models import load_saved_model
 
     model, tokenizer, card = load_saved_model(folder)
     trace, unpadded = sample_batches(card, tokenizer, placeholders_of(folder))
@@ -160,8 +160,8 @@ def export_onnx(folder: Path, quantize: str | None = None) -> OnnxExport:
             f"the ONNX export of {folder} gives logits {difference:.2g} away from torch's "
             f"(more than {FP32_TOLERANCE}); please report this with `biotune doctor`'s output"
         )
-    card["onnx"] = {"file": ONNX_FILE, "opset": OPSET, "inputs": names, "quantization": quantize}
-    (folder / BIOTUNE_MODEL_FILE).write_text(json.dumps(card, indent=2, default=str), encoding="utf-8")
+    onnx = OnnxRecord(file=ONNX_FILE, opset=OPSET, inputs=names, quantization=quantize)
+    write_file(folder / BIOTUNE_MODEL_FILE, card.model_copy(update={"onnx": onnx}))
     return OnnxExport(target, names, quantize, difference)
 
 
@@ -172,10 +172,10 @@ def _torchscript_exporter() -> dict[str, Any]:
     return {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
 
 
-def _is_pooled(card: dict[str, Any]) -> bool:
+def _is_pooled(card: ModelCard) -> bool:
     from biotune.tasks import get_head
 
-    return get_head(card["head"]).pooled
+    return get_head(card.head).pooled
 
 
 def _difference(wrapper: nn.Module, path: Path, names: list[str], batch: dict[str, torch.Tensor]) -> float:

@@ -40,6 +40,7 @@ from transformers import PreTrainedTokenizerBase
 from biotune.device import DeviceRecipe
 from biotune.errors import ConfigError, DataError
 from biotune.inference import as_recipe, predict_outputs
+from biotune.run_folder import ModelCard
 from biotune.tasks import PredictInput, Task, TaskOptions, get_task
 from biotune.tasks.placeholders import PLACEHOLDER_PATTERN, find_placeholders
 
@@ -235,7 +236,7 @@ class Predictor:
         self,
         model: nn.Module,
         tokenizer: PreTrainedTokenizerBase,
-        card: dict[str, Any],
+        card: ModelCard,
         folder: Path,
         device: torch.device | DeviceRecipe,
         batch_size: int = 32,
@@ -251,9 +252,9 @@ class Predictor:
         self.device = self.recipe.device
         self.batch_size = batch_size
         self.threshold = _check_threshold(threshold)
-        options = TaskOptions(pair_encoding=card.get("pair_encoding") or "cross")
-        self.task: Task = get_task(card["task_type"], card["labels"], card.get("negative_label"), options)
-        self.max_length = int(card["max_length"])
+        options = TaskOptions(pair_encoding=card.pair_encoding)
+        self.task: Task = get_task(card.task_type, card.labels, card.negative_label, options)
+        self.max_length = card.max_length
         self.placeholders = known_placeholders(tokenizer) if self.task.entity_placeholders else []
         self.entity_type = entity_type_of(card)
 
@@ -284,7 +285,7 @@ class Predictor:
             return cls(model, load_saved_tokenizer(folder), card, folder, recipe, batch_size, threshold)
         model, tokenizer, card = load_saved_model(folder)
         # the precision the model was trained (and dev-selected) in
-        recipe = inference_recipe(device, (card.get("config") or {}).get("precision", "fp32"))
+        recipe = inference_recipe(device, card.config.get("precision", "fp32"))
         return cls(model, tokenizer, card, folder, recipe, batch_size, threshold)
 
     @property
@@ -437,21 +438,21 @@ class Predictor:
         return row
 
 
-def entity_type_of(card: dict[str, Any]) -> str:
+def entity_type_of(card: ModelCard) -> str:
     """The label of a model's untyped entity tags: its registry dataset's entity type, else ENTITY."""
-    if not (card.get("config") or {}).get("dataset"):
+    if card.own_files:
         return DEFAULT_ENTITY_TYPE
-    return DATASET_ENTITY_TYPES.get(card.get("dataset", ""), DEFAULT_ENTITY_TYPE)
+    return DATASET_ENTITY_TYPES.get(card.dataset or "", DEFAULT_ENTITY_TYPE)
 
 
-def choose_backend(folder: Path, card: dict[str, Any], backend: str, device: str) -> str:
+def choose_backend(folder: Path, card: ModelCard, backend: str, device: str) -> str:
     """`torch` or `onnx` for a model folder (see `Predictor.from_folder`)."""
     from biotune.onnx_model import ONNX_FILE, onnx_available, require_onnxruntime
 
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     # the file name is biotune's own, never read from the (untrusted) card
-    exported = bool(card.get("onnx")) and (folder / ONNX_FILE).is_file()
+    exported = card.onnx is not None and (folder / ONNX_FILE).is_file()
     if backend == "torch" or (backend == "auto" and not exported):
         return "torch"
     if backend == "onnx":

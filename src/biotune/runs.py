@@ -8,6 +8,8 @@ A run folder is self-describing:
     seed-<N>/metrics.json         that seed's epochs (train loss, dev score), dev/test metrics, status
     seed-<N>/predictions_<split>.jsonl   id, source line, gold, prediction (examples' own units)
     seed-<N>/model/               the selected checkpoint (safetensors) with its own config (--save-model)
+
+results.json, metrics.json and biotune_model.json are written through their models in run_folder.py.
 """
 
 from __future__ import annotations
@@ -15,15 +17,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import platform
 import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -37,7 +38,23 @@ from biotune.errors import ConfigError
 from biotune.inference import SplitData, Throughput
 from biotune.models import FP32, load_tokenizer, model_load_error, resolve_model_path, save_model
 from biotune.resources import PeakMemory
-from biotune.run_folder import RESULTS_FILE, seed_folder
+from biotune.run_folder import (
+    RESULTS_FILE,
+    SEED_METRICS_FILE,
+    Baselines,
+    DeviceRecord,
+    FeaturizationCounts,
+    MemoryRecord,
+    ModelCard,
+    RunResults,
+    SeedMetricsFile,
+    SeedResult,
+    SplitMetrics,
+    Summary,
+    ThroughputRecord,
+    seed_folder,
+    write_file,
+)
 from biotune.tasks import TaskOptions, add_placeholder_tokens, placeholder_pieces, task_class, task_for_spec
 from biotune.techniques import parse_techniques, validate_plan
 from biotune.tracking import RunTracking, check_available, start_tracking
@@ -235,77 +252,72 @@ def build_context(prepared: PreparedRun) -> RunContext:
     )
 
 
-def baseline_report(ctx: RunContext) -> dict[str, Any]:
+def baseline_report(ctx: RunContext) -> Baselines:
     """Trivial baseline (and zero-shot cosine for similarity) on dev and test, next to every result."""
-    report: dict[str, Any] = {"trivial": {}}
     splits = {"dev": ctx.dev, "test": ctx.test}
-    for name, split in splits.items():
-        if split is not None:
-            report["trivial"][name] = baselines.trivial_scores(
-                ctx.task, ctx.spec, ctx.train.examples, split.examples
-            )
-    if ctx.task.compares_sentence_pairs:
-        from transformers import AutoModel
-
-        encoder = AutoModel.from_pretrained(
-            resolve_model_path(ctx.config.model), trust_remote_code=ctx.config.trust_remote_code, **FP32
+    trivial = {
+        name: SplitMetrics.model_validate(
+            baselines.trivial_scores(ctx.task, ctx.spec, ctx.train.examples, split.examples)
         )
-        report["zero_shot_cosine"] = {
-            name: baselines.zero_shot_similarity(
+        for name, split in splits.items()
+        if split is not None
+    }
+    if not ctx.task.compares_sentence_pairs:
+        return Baselines(trivial=trivial)
+    from transformers import AutoModel
+
+    encoder = AutoModel.from_pretrained(
+        resolve_model_path(ctx.config.model), trust_remote_code=ctx.config.trust_remote_code, **FP32
+    )
+    zero_shot = {
+        name: SplitMetrics.model_validate(
+            baselines.zero_shot_similarity(
                 encoder, ctx.tokenizer, split.examples, ctx.spec, ctx.config.max_length or 128
             )
-            for name, split in splits.items()
-            if split is not None
-        }
-    return report
+        )
+        for name, split in splits.items()
+        if split is not None
+    }
+    return Baselines(trivial=trivial, zero_shot_cosine=zero_shot)
 
 
-def summarize(seeds: list[dict[str, Any]], split: str) -> dict[str, Any]:
+def summarize(seeds: Sequence[SeedResult], split: Literal["dev", "test"]) -> Summary:
     """Mean, sample std (n-1), min, max of the primary score over the successful seeds.
 
     The std of one seed is None: a single score has no spread (printed as `n/a`)."""
-    scores = [s[split]["score"] for s in seeds if s["status"] == "ok" and s.get(split)]
-    failed = sum(1 for s in seeds if s["status"] != "ok")
+    scores = [score for s in seeds if s.ok and (score := s.score(split)) is not None]
+    failed = sum(1 for s in seeds if not s.ok)
     if not scores:
-        return {
-            "split": split,
-            "mean": None,
-            "std": None,
-            "min": None,
-            "max": None,
-            "n_ok": 0,
-            "failed": failed,
-        }
-    return {
-        "split": split,
-        "mean": statistics.fmean(scores),
-        "std": statistics.stdev(scores) if len(scores) > 1 else None,
-        "min": min(scores),
-        "max": max(scores),
-        "n_ok": len(scores),
-        "failed": failed,
-    }
+        return Summary(split=split, mean=None, std=None, min=None, max=None, n_ok=0, failed=failed)
+    return Summary(
+        split=split,
+        mean=statistics.fmean(scores),
+        std=statistics.stdev(scores) if len(scores) > 1 else None,
+        min=min(scores),
+        max=max(scores),
+        n_ok=len(scores),
+        failed=failed,
+    )
 
 
-def baseline_warnings(results: dict[str, Any]) -> list[str]:
+def baseline_warnings(summary: Summary, baseline: Baselines, pair_encoding: str | None) -> list[str]:
     """Say so when fine-tuning lost to doing nothing: a mean score at or below a baseline's."""
-    summary = results.get("summary") or {}
-    split, mean = summary.get("split"), summary.get("mean")
+    split, mean = summary.split, summary.mean
     if mean is None:
         return []
     warnings: list[str] = []
-    baseline = results.get("baseline") or {}
-    zero_shot = (baseline.get("zero_shot_cosine") or {}).get(split, {}).get("score")
+    zero_shot_split = (baseline.zero_shot_cosine or {}).get(split)
+    zero_shot = zero_shot_split.score if zero_shot_split else None
     if zero_shot is not None and mean <= zero_shot:
         hint = ""
-        config = results.get("config") or {}
-        if config.get("pair_encoding") != "siamese":
+        if pair_encoding != "siamese":
             hint = "; for sentence-embedding models try --pair-encoding siamese"
         warnings.append(
             f"mean {split} score {mean:.2f} is not above the untrained model's zero-shot cosine "
             f"{zero_shot:.2f}: fine-tuning made this model worse{hint}"
         )
-    trivial = (baseline.get("trivial") or {}).get(split, {}).get("score")
+    trivial_split = baseline.trivial.get(split)
+    trivial = trivial_split.score if trivial_split else None
     if trivial is not None and mean <= trivial:
         warnings.append(f"mean {split} score {mean:.2f} is not above the trivial baseline {trivial:.2f}")
     return warnings
@@ -325,58 +337,60 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def throughput_record(meter: Throughput) -> dict[str, Any]:
+def throughput_record(meter: Throughput) -> ThroughputRecord:
     """Seconds, real tokens and computed positions of training and evaluation, with their rates."""
-    return {
-        **{
-            key: round(value, 3) if isinstance(value, float) else value
-            for key, value in asdict(meter).items()
-        },
-        "train_tokens_per_s": round(meter.train_tokens / meter.train_seconds, 1)
+    return ThroughputRecord(
+        train_seconds=round(meter.train_seconds, 3),
+        train_tokens=meter.train_tokens,
+        train_positions=meter.train_positions,
+        eval_seconds=round(meter.eval_seconds, 3),
+        eval_tokens=meter.eval_tokens,
+        eval_positions=meter.eval_positions,
+        train_tokens_per_s=round(meter.train_tokens / meter.train_seconds, 1)
         if meter.train_seconds
         else None,
-        "eval_tokens_per_s": round(meter.eval_tokens / meter.eval_seconds, 1) if meter.eval_seconds else None,
-    }
+        eval_tokens_per_s=round(meter.eval_tokens / meter.eval_seconds, 1) if meter.eval_seconds else None,
+    )
 
 
 def write_seed(
     ctx: RunContext, outcome: SeedOutcome, folder: Path, memory: dict[str, Any] | None = None
-) -> dict[str, Any]:
+) -> SeedResult:
     folder.mkdir(parents=True, exist_ok=True)
-    record: dict[str, Any] = {
-        "seed": outcome.seed,
-        "status": outcome.status,
-        "error": outcome.error,
-        "best_epoch": outcome.best_epoch,
-        "train_seconds": round(outcome.train_seconds, 3),
-        "history": outcome.history,
-        "throughput": throughput_record(outcome.throughput),
-        "memory": memory or {},
-        "dev": outcome.dev.metrics if outcome.dev else {},
-        "test": outcome.test.metrics if outcome.test else {},
-    }
+    record = SeedResult(
+        seed=outcome.seed,
+        status=outcome.status,
+        error=outcome.error,
+        best_epoch=outcome.best_epoch,
+        train_seconds=round(outcome.train_seconds, 3),
+        history=outcome.history,  # dicts, validated into EpochRecords
+        throughput=throughput_record(outcome.throughput),
+        memory=MemoryRecord.model_validate(memory) if memory else None,
+        dev=SplitMetrics.model_validate(outcome.dev.metrics) if outcome.dev else None,
+        test=SplitMetrics.model_validate(outcome.test.metrics) if outcome.test else None,
+    )
     for split, evaluation, data in (("dev", outcome.dev, ctx.dev), ("test", outcome.test, ctx.test)):
         if evaluation is not None and data is not None:
             rows = ctx.task.prediction_records(data.examples, evaluation.predictions)
             _write_jsonl(folder / f"predictions_{split}.jsonl", rows)
-    (folder / "metrics.json").write_text(
-        json.dumps(record, indent=2, default=_json_default), encoding="utf-8"
-    )
+    write_file(folder / SEED_METRICS_FILE, SeedMetricsFile.model_validate(record.model_dump()))
     if ctx.config.save_model and outcome.model is not None:
-        card = {
-            "head": ctx.task.head,
-            "task_type": ctx.task.task_type,
-            "labels": list(ctx.task.labels),
-            "negative_label": getattr(ctx.spec, "negative_label", None),
-            "pooling": ctx.config.pooling,
-            "pair_encoding": ctx.config.pair_encoding,
-            "max_length": ctx.config.max_length,
-            "dataset": ctx.spec.name,
-            "seed": outcome.seed,
-            "techniques": ctx.config.techniques,
-            "config": ctx.config.model_dump(mode="json"),
-            "versions": versions(),
-        }
+        assert ctx.config.pooling is not None and ctx.config.pair_encoding is not None  # resolve_config's
+        assert ctx.config.max_length is not None
+        card = ModelCard(
+            head=ctx.task.head,
+            task_type=ctx.task.task_type,
+            labels=list(ctx.task.labels),
+            negative_label=getattr(ctx.spec, "negative_label", None),
+            pooling=ctx.config.pooling,
+            pair_encoding=ctx.config.pair_encoding,
+            max_length=ctx.config.max_length,
+            dataset=ctx.spec.name,
+            seed=outcome.seed,
+            techniques=list(ctx.config.techniques),
+            config=ctx.config.model_dump(mode="json"),
+            versions=versions(),
+        )
         save_model(outcome.model, ctx.tokenizer, folder / "model", card)
     return record
 
@@ -400,8 +414,8 @@ class _FileLog:
 
 def run_training(
     config: TrainConfig, output_dir: Path, progress: bool = False, tracking: RunTracking | None = None
-) -> dict[str, Any]:
-    """Train every seed of `config` and write the run folder; returns the content of results.json.
+) -> RunResults:
+    """Train every seed of `config` and write the run folder; returns results.json's content (its model).
 
     With `report_to`, each seed is also logged to TensorBoard/MLflow (`tracking`: a study's experiment
     and tags); tracking never changes the training."""
@@ -421,37 +435,37 @@ def run_training(
             ctx.plan.label,
             resolved.seeds,
         )
-        results: dict[str, Any] = {
-            "dataset": ctx.spec.name,
-            "task_type": ctx.task.task_type,
-            "labels": list(ctx.task.labels),
-            "negative_label": getattr(ctx.spec, "negative_label", None),
-            "model": resolved.model,
-            "techniques": list(resolved.techniques),
-            "technique_label": ctx.plan.label,
-            "config": resolved.model_dump(mode="json"),
-            "versions": versions(),
-            "device": ctx.recipe.describe(),
-            "featurization": {
-                name: {
-                    "examples": split.features.n_examples,
-                    "features": len(split.features.features),
-                    "truncated": split.features.n_truncated,
-                    "split_into_windows": split.features.n_split,
-                }
+        run = _RunHeader(
+            dataset=ctx.spec.name,
+            task_type=ctx.task.task_type,
+            labels=list(ctx.task.labels),
+            negative_label=getattr(ctx.spec, "negative_label", None),
+            model=resolved.model,
+            techniques=list(resolved.techniques),
+            technique_label=ctx.plan.label,
+            config=resolved.model_dump(mode="json"),
+            versions=versions(),
+            device=DeviceRecord.model_validate(ctx.recipe.describe()),
+            featurization={
+                name: FeaturizationCounts(
+                    examples=split.features.n_examples,
+                    features=len(split.features.features),
+                    truncated=split.features.n_truncated,
+                    split_into_windows=split.features.n_split,
+                )
                 for name, split in (("train", ctx.train), ("dev", ctx.dev), ("test", ctx.test))
                 if split
             },
-            "baseline": baseline_report(ctx),
-            "notes": list(prepared.notes),
-            "seeds": [],
-        }
+            baseline=baseline_report(ctx),
+            notes=list(prepared.notes),
+        )
+        seeds: list[SeedResult] = []
         tracker = start_tracking(resolved.report_to, tracking, output_dir)
         tags = {"model": resolved.model, "dataset": ctx.spec.name, "technique": ctx.plan.label}
         with _progress(progress) as hook:
             for seed in resolved.seeds:
                 if tracker is not None:
-                    tracker.start_seed(seed, results["config"], tags)
+                    tracker.start_seed(seed, run.config, tags)
                 try:
                     with PeakMemory(ctx.device) as memory:
                         outcome = train_seed(
@@ -463,22 +477,44 @@ def run_training(
                     raise
                 record = write_seed(ctx, outcome, seed_folder(output_dir, seed), memory.record())
                 if tracker is not None:
-                    tracker.finish_seed(record)
-                results["seeds"].append(record)
+                    tracker.finish_seed(record.model_dump(mode="json"))
+                seeds.append(record)
                 outcome.model = None
-                _write_results(results, output_dir, started)
-        return _write_results(results, output_dir, started)
+                _write_results(run, seeds, output_dir, started)
+        return _write_results(run, seeds, output_dir, started)
 
 
-def _write_results(results: dict[str, Any], output_dir: Path, started: float) -> dict[str, Any]:
-    has_test = any(s.get("test") for s in results["seeds"])
-    results["summary"] = summarize(results["seeds"], "test" if has_test else "dev")
-    results["summary_dev"] = summarize(results["seeds"], "dev")
-    results["warnings"] = [*results.get("notes", []), *baseline_warnings(results)]
-    results["wall_seconds"] = round(time.time() - started, 3)
-    tmp = output_dir / f"{RESULTS_FILE}.tmp"
-    tmp.write_text(json.dumps(results, indent=2, default=_json_default), encoding="utf-8")
-    os.replace(tmp, output_dir / RESULTS_FILE)
+@dataclass
+class _RunHeader:
+    """What results.json says about the run before any seed has trained."""
+
+    dataset: str
+    task_type: str
+    labels: list[str]
+    negative_label: str | None
+    model: str
+    techniques: list[str]
+    technique_label: str
+    config: dict[str, Any]
+    versions: dict[str, str]
+    device: DeviceRecord
+    featurization: dict[str, FeaturizationCounts]
+    baseline: Baselines
+    notes: list[str]
+
+
+def _write_results(run: _RunHeader, seeds: list[SeedResult], output_dir: Path, started: float) -> RunResults:
+    """results.json after each seed: the seeds so far and their summary."""
+    summary = summarize(seeds, "test" if any(s.test for s in seeds) else "dev")
+    results = RunResults(
+        **vars(run),
+        seeds=list(seeds),
+        summary=summary,
+        summary_dev=summarize(seeds, "dev"),
+        warnings=[*run.notes, *baseline_warnings(summary, run.baseline, run.config.get("pair_encoding"))],
+        wall_seconds=round(time.time() - started, 3),
+    )
+    write_file(output_dir / RESULTS_FILE, results)
     return results
 
 

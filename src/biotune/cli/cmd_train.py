@@ -14,45 +14,43 @@ from biotune.cli.app import app, console, quiet_transformers
 from biotune.cli.options import config_values, model_flags, with_signature
 from biotune.config import TrainConfig, load_train_config
 from biotune.formatting import std_text
+from biotune.run_folder import RESULTS_FILE, RunResults
 
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def print_results(results: dict[str, Any]) -> None:
-    table = Table(
-        title=f"{results['dataset']} / {results['model']} / {results.get('technique_label', 'standard')}"
-    )
+def print_results(results: RunResults) -> None:
+    table = Table(title=f"{results.dataset} / {results.model} / {results.technique_label}")
     for column in ("seed", "status", "best epoch", "dev", "test", "seconds", "error"):
         table.add_column(column)
-    for seed in results["seeds"]:
+    for seed in results.seeds:
         table.add_row(
-            str(seed["seed"]),
-            seed["status"],
-            str(seed.get("best_epoch") or "-"),
-            _fmt(seed.get("dev", {}).get("score")),
-            _fmt(seed.get("test", {}).get("score")),
-            f"{seed['train_seconds']:.0f}",
-            seed.get("error") or "",
+            str(seed.seed),
+            seed.status,
+            str(seed.best_epoch or "-"),
+            _fmt(seed.score("dev")),
+            _fmt(seed.score("test")),
+            f"{seed.train_seconds:.0f}",
+            seed.error or "",
         )
     console.print(table)
-    summary = results["summary"]
-    std = std_text(summary["std"], summary["n_ok"])
+    summary = results.summary
+    std = std_text(summary.std, summary.n_ok)
     console.print(
-        f"{summary['split']} score: mean {_fmt(summary['mean'])} ± {std} "
-        f"(min {_fmt(summary['min'])}, max {_fmt(summary['max'])}), "
-        f"ok {summary['n_ok']}, failed {summary['failed']}"
+        f"{summary.split} score: mean {_fmt(summary.mean)} ± {std} "
+        f"(min {_fmt(summary.min)}, max {_fmt(summary.max)}), "
+        f"ok {summary.n_ok}, failed {summary.failed}"
     )
-    baseline = results.get("baseline", {})
-    parts = [f"trivial {split} {_fmt(m.get('score'))}" for split, m in baseline.get("trivial", {}).items()]
+    baseline = results.baseline
+    parts = [f"trivial {split} {_fmt(m.score)}" for split, m in baseline.trivial.items()]
     parts += [
-        f"zero-shot cosine {split} {_fmt(m.get('score'))}"
-        for split, m in baseline.get("zero_shot_cosine", {}).items()
+        f"zero-shot cosine {split} {_fmt(m.score)}" for split, m in (baseline.zero_shot_cosine or {}).items()
     ]
     if parts:
         console.print("baselines: " + ", ".join(parts))
-    for warning in results.get("warnings", []):
+    for warning in results.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
 
 
@@ -88,7 +86,7 @@ def train(config: Path | None = None, **given: Any) -> None:
     out = cfg.output or Path("runs") / (cfg.dataset or (cfg.train_file.stem if cfg.train_file else "run"))
     results = run_training(cfg, out, progress=True)
     print_results(results)
-    console.print(f"wrote {out}/results.json")
+    console.print(f"wrote {out / RESULTS_FILE}")
 
 
 app.command("train")(with_signature(train, TRAIN_FLAGS, [CONFIG_OPTION]))

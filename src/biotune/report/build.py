@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from biotune.report.tables import (
     status_counts,
     summarize_cells,
 )
-from biotune.run_folder import seed_model_folder
+from biotune.run_folder import StoredRunMetrics, seed_model_folder
 from biotune.study.grid import setting_text
 from biotune.study.records import RunRecord, RunStatus
 from biotune.study.store import StudyStore
@@ -58,7 +59,7 @@ def rate(value: float | None) -> str:
 
 
 def describe_run(record: RunRecord) -> str:
-    setting = setting_text(record.hyperparameters, record.metrics.get("resolved", {}))
+    setting = setting_text(record.hyperparameters, record.figures.resolved)
     return f"{record.model} / {record.dataset} / {record.technique} / {setting} / seed {record.seed}"
 
 
@@ -205,55 +206,67 @@ def _median(values: list[float]) -> float | None:
 def with_run_figures(study_dir: Path, record: RunRecord) -> RunRecord:
     """A record whose store entry predates the throughput, memory, device and featurization figures gets
     them from its run folder's results.json (which has always been the source of the store's copy)."""
-    if "throughput" in record.metrics:
+    if record.figures.throughput is not None:
         return record
     import dataclasses
-    import json
+
+    from biotune.errors import RunFileError
+    from biotune.run_folder import read_results
 
     try:
-        results = json.loads((study_dir / record.run_dir / "results.json").read_text(encoding="utf-8"))
-        seed = results["seeds"][0]
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        results = read_results(study_dir / record.run_dir)
+    except RunFileError:  # no folder, or one the report cannot read: the record as the store has it
         return record
-    figures = {
-        "throughput": seed.get("throughput") or {},
-        "memory": seed.get("memory") or {},
-        "history": seed.get("history") or [],
-        "device": results.get("device") or {},
-        "featurization": results.get("featurization") or {},
+    if not results.seeds:
+        return record
+    seed, stored = results.seeds[0], record.figures
+    from_folder = {
+        "throughput": seed.throughput,
+        "memory": seed.memory,
+        "history": seed.history,
+        "device": results.device,
+        "featurization": results.featurization,
     }
-    return dataclasses.replace(record, metrics={**figures, **record.metrics})
+    missing = {name: value for name, value in from_folder.items() if not getattr(stored, name)}
+    return dataclasses.replace(record, metrics=stored.model_copy(update=missing).model_dump(mode="json"))
 
 
-def _figure(records: tuple[RunRecord, ...], group: str, key: str) -> list[float]:
-    values = []
-    for record in records:
-        value = (record.metrics.get(group) or {}).get(key)
-        if isinstance(value, int | float):
-            values.append(float(value))
-    return values
+def _figure(records: tuple[RunRecord, ...], pick: Callable[[StoredRunMetrics], float | None]) -> list[float]:
+    values = [pick(record.figures) for record in records]
+    return [float(value) for value in values if value is not None]
+
+
+def _peak_rss(figures: StoredRunMetrics) -> float | None:
+    return figures.memory.peak_rss_mb if figures.memory else None
+
+
+def _train_rate(figures: StoredRunMetrics) -> float | None:
+    return figures.throughput.train_tokens_per_s if figures.throughput else None
+
+
+def _eval_rate(figures: StoredRunMetrics) -> float | None:
+    return figures.throughput.eval_tokens_per_s if figures.throughput else None
 
 
 def _epochs_text(records: tuple[RunRecord, ...]) -> str:
     """Epochs trained (early stopping can end a run before its cap) and the selected one, per seed."""
     parts = []
     for record in sorted(records, key=lambda r: r.seed):
-        history = record.metrics.get("history") or []
-        trained = sum(1 for h in history if h.get("epoch"))
-        best = record.metrics.get("best_epoch")
-        if history:
-            parts.append(f"{trained} (best {best})")
+        figures = record.figures
+        trained = sum(1 for epoch in figures.history if epoch.epoch)  # not the siamese epoch 0
+        if figures.history:
+            parts.append(f"{trained} (best {figures.best_epoch})")
     return ", ".join(parts) or NONE
 
 
 def _cut_text(records: tuple[RunRecord, ...]) -> str:
     """Examples truncated and examples split into windows, over every split of the first scored run."""
     for record in records:
-        featurization = record.metrics.get("featurization") or {}
-        if featurization:
-            truncated = sum(int(s.get("truncated") or 0) for s in featurization.values())
-            windows = sum(int(s.get("split_into_windows") or 0) for s in featurization.values())
-            examples = sum(int(s.get("examples") or 0) for s in featurization.values())
+        counts = record.figures.featurization.values()
+        if counts:
+            truncated = sum(c.truncated for c in counts)
+            windows = sum(c.split_into_windows for c in counts)
+            examples = sum(c.examples for c in counts)
             return f"{truncated:,} / {windows:,} of {examples:,}"
     return NONE
 
@@ -277,7 +290,7 @@ def _datasets(cells: list[CellSummary], records: list[RunRecord], study_dir: Pat
             reason = _first_line(next((r.error for r in c.runs if r.crashed), None))
             rows.append([c.dataset, c.technique, f"not run: {reason}", *[NONE] * 11])
             continue
-        rss = _figure(scored, "memory", "peak_rss_mb")
+        rss = _figure(scored, _peak_rss)
         rows.append(
             [
                 c.dataset,
@@ -290,11 +303,11 @@ def _datasets(cells: list[CellSummary], records: list[RunRecord], study_dir: Pat
                 _epochs_text(scored),
                 fmt(_median([r.seconds for r in scored if r.seconds is not None]), 0),
                 fmt(max(rss), 0) if rss else NONE,
-                fmt(_median(_figure(scored, "throughput", "train_tokens_per_s")), 0),
-                fmt(_median(_figure(scored, "throughput", "eval_tokens_per_s")), 0),
+                fmt(_median(_figure(scored, _train_rate)), 0),
+                fmt(_median(_figure(scored, _eval_rate)), 0),
                 _cut_text(scored),
-                ", ".join(dict.fromkeys(f"{d.get('device')} {d.get('precision')}" for d in
-                                        (r.metrics.get("device") or {} for r in scored) if d)) or NONE,
+                ", ".join(dict.fromkeys(f"{d.device} {d.precision}" for d in
+                                        (r.figures.device for r in scored) if d)) or NONE,
             ]
         )  # fmt: skip
     headers = [
@@ -430,12 +443,14 @@ def baselines(records: list[RunRecord]) -> dict[tuple[str, str], dict[str, dict[
     found: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
     for record in records:
         key = (record.model, record.dataset)
-        recorded = record.metrics.get("baseline") or {}
-        if key in found or not recorded:
+        recorded = record.figures.baseline
+        if key in found or recorded is None:
             continue
+        kinds = {"trivial": recorded.trivial, "zero_shot_cosine": recorded.zero_shot_cosine}
         found[key] = {
-            name: {split: float(m["score"]) for split, m in by_split.items() if m.get("score") is not None}
-            for name, by_split in recorded.items()
+            name: {split: metrics.score for split, metrics in by_split.items()}
+            for name, by_split in kinds.items()
+            if by_split is not None
         }
     return found
 

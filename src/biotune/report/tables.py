@@ -133,7 +133,7 @@ def summarize_cells(records: Iterable[RunRecord]) -> list[CellSummary]:
             for index, runs in enumerate(settings)
         )
         runs = settings[chosen]
-        resolved = next((r.metrics.get("resolved", {}) for r in runs if r.metrics.get("resolved")), {})
+        resolved = next((r.figures.resolved for r in runs if r.figures.resolved), {})
         cells.append(
             CellSummary(
                 model=model,

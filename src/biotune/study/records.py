@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ValidationError
+
+from biotune.errors import ConfigError
+from biotune.run_folder import StoredRunMetrics
+
 
 class RunStatus(StrEnum):
     QUEUED = "queued"
@@ -74,6 +79,20 @@ class RunRecord:
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
+
+    @property
+    def figures(self) -> StoredRunMetrics:
+        """`metrics` as its model: scores, baselines, throughput, memory, device, epochs."""
+        try:
+            return StoredRunMetrics.model_validate(self.metrics)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ConfigError(
+                f"run {self.run_id} ({self.run_dir}): the study store's metrics for it are not what biotune "
+                f"writes ({exc.error_count()} problem(s), first: {first['msg']} at {where}); make the report "
+                "with the biotune that ran the study"
+            ) from None
 
     @property
     def setting_key(self) -> str:

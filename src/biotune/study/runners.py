@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import shutil
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from biotune.errors import BiotuneError, ConfigError
+from biotune.run_folder import RunResults, StoredRunMetrics
 from biotune.study.records import RunOutcome, RunStatus
 from biotune.tracking import RunTracking
 
@@ -100,47 +100,17 @@ class Runner(Protocol):
     def run(self, tasks: Sequence[RunTask], callbacks: RunCallbacks) -> None: ...
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, set | frozenset):
-        return sorted(value)
-    if hasattr(value, "item"):  # numpy and torch scalars
-        return value.item()
-    return str(value)
-
-
-def _score(split: dict[str, Any] | None) -> float | None:
-    score = (split or {}).get("score")
-    return float(score) if isinstance(score, int | float) else None
-
-
-def outcome_from_results(run_id: str, results: dict[str, Any], started_at: float) -> RunOutcome:
+def outcome_from_results(run_id: str, results: RunResults, started_at: float) -> RunOutcome:
     """Turn run_training's results (one seed) into what the store keeps."""
-    results = json.loads(json.dumps(results, default=_plain))
-    seed = results["seeds"][0]
-    resolved = results.get("config", {})
-    metrics = {
-        "dev": seed.get("dev") or {},
-        "test": seed.get("test") or {},
-        "best_epoch": seed.get("best_epoch"),
-        "train_seconds": seed.get("train_seconds"),
-        "resolved": {key: resolved.get(key) for key in RESOLVED_KEYS},
-        "baseline": results.get("baseline", {}),
-        "technique_label": results.get("technique_label"),
-        "throughput": seed.get("throughput") or {},
-        "memory": seed.get("memory") or {},
-        "device": results.get("device") or {},
-        "featurization": results.get("featurization") or {},
-        "wall_seconds": results.get("wall_seconds"),
-        "history": seed.get("history") or [],
-    }
-    ok = seed.get("status") == "ok"
+    seed = results.seeds[0]
+    metrics = StoredRunMetrics.from_results(results, RESOLVED_KEYS).model_dump(mode="json")
     return RunOutcome(
         run_id=run_id,
-        status=RunStatus.DONE if ok else RunStatus.FAILED,
-        dev_score=_score(seed.get("dev")),
-        test_score=_score(seed.get("test")),
+        status=RunStatus.DONE if seed.ok else RunStatus.FAILED,
+        dev_score=seed.score("dev"),
+        test_score=seed.score("test"),
         metrics=metrics,
-        error=None if ok else (seed.get("error") or "the run was judged failed"),
+        error=None if seed.ok else (seed.error or "the run was judged failed"),
         started_at=started_at,
         ended_at=time.time(),
     )
