@@ -192,21 +192,22 @@ def train_and_export(settings: Settings, folder: Path, allow_failed: bool = Fals
     )
     started = time.perf_counter()
     results = run_training(config, folder / "run")
-    (record,) = results["seeds"]
-    if record["status"] != "ok" and not allow_failed:
+    (record,) = results.seeds
+    if record.status != "ok" and not allow_failed:
         # a collapsed or diverged model tags nothing worth timing; say so rather than time it
-        raise SystemExit(f"training failed ({record['status']}: {record.get('error')}); nothing to time")
+        raise SystemExit(f"training failed ({record.status}: {record.error}); nothing to time")
+    dev_f1 = record.score("dev")
     training = {
-        "dataset": results["dataset"],
+        "dataset": results.dataset,
         "model": settings.model,
         "epochs": settings.epochs,
-        "precision": results["config"]["precision"],
-        "train_sentences": results["featurization"]["train"]["examples"],
-        "max_length": results["config"]["max_length"],
-        "status": record["status"],
-        "dev_f1": record["dev"].get("score", float("nan")),
-        "test_f1": record["test"].get("score"),
-        "train_seconds": record["train_seconds"],
+        "precision": results.config["precision"],
+        "train_sentences": results.featurization["train"].examples,
+        "max_length": results.config["max_length"],
+        "status": record.status,
+        "dev_f1": float("nan") if dev_f1 is None else dev_f1,
+        "test_f1": record.score("test"),
+        "train_seconds": record.train_seconds,
         "wall_seconds": time.perf_counter() - started,
     }
     hf = export_model(folder / "run", folder / "hf", seed=0).folder
@@ -257,7 +258,7 @@ def onnx_predictor(folder: Path, threads: int, batch_size: int) -> Predictor:
 
 
 def pipeline_system(folder: Path) -> System:
-    max_length = int(load_saved_card(folder)["max_length"])
+    max_length = load_saved_card(folder).max_length
     ner = pipeline(
         "token-classification",
         model=str(folder),
