@@ -64,8 +64,9 @@ class ConsoleProgress(StudyProgress):
 
     def trial_finished(self, trial: TrialSummary) -> None:
         score = f"score {trial.score:.2f}" if trial.score is not None else trial.error or ""
+        recipe = f"lr {trial.learning_rate or 0:.3g}, {trial.technique}"
         console.print(
-            f"trial {trial.number} {trial.state}: lr {trial.learning_rate or 0:.3g}, {trial.technique}  {score}",
+            f"trial {trial.number} {trial.state}: {recipe}  {score}",
             highlight=False,
         )
 

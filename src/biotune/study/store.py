@@ -303,7 +303,8 @@ class StudyStore:
     def finish(self, outcome: RunOutcome) -> None:
         if outcome.status not in FINISHED:
             raise StoreStateError(
-                f"run {outcome.run_id}: a result is done or failed (or pruned by a search), not {outcome.status}"
+                f"run {outcome.run_id}: a result is done or failed (or pruned by a search), "
+                f"not {outcome.status}"
             )
         ended_at = outcome.ended_at if outcome.ended_at is not None else time.time()
         with self._transaction() as db:
