@@ -262,6 +262,26 @@ def test_a_trial_interrupted_by_ctrl_c_is_run_again_reusing_its_finished_seeds(
     assert [t.state for t in result.searches[0].trials] == ["interrupted", "complete"]
 
 
+def test_the_budget_stops_a_trial_between_seeds_and_the_next_session_finishes_it(
+    tmp_path: Path, tiny_bert: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def slow(config: TrainConfig) -> tuple[list[float], str]:
+        time.sleep(1.5)  # a 2-second budget: after the first seed, the mean seed time says another won't fit
+        return [50.0 + 10 * config.seeds[0]], "ok"
+
+    calls = scripted(monkeypatch, slow)
+    path = search_file(tmp_path, tiny_bert, shared_data, trials=1, timeout="2s")
+    (summary,) = run_study(path, tmp_path / "out").searches
+    assert summary.stopped == "budget" and [t.state for t in summary.trials] == ["interrupted"]
+    assert [config.seeds for config, _ in calls] == [[0]]
+
+    path = search_file(tmp_path, tiny_bert, shared_data, trials=1)  # no budget this time: same search
+    (summary,) = run_study(path, tmp_path / "out").searches
+    assert [config.seeds for config, _ in calls] == [[0], [1]]  # seed 0 kept, only seed 1 trained
+    assert [t.state for t in summary.trials] == ["interrupted", "complete"]
+    assert summary.best is not None and summary.best.mean == 55.0 and summary.stopped == "trials"
+
+
 def test_a_search_with_other_settings_in_the_folder_is_refused_unless_starting_over(
     tmp_path: Path, tiny_bert: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -445,3 +465,10 @@ def test_a_dry_run_of_a_search_validates_it_and_estimates_every_trial_trained_to
     assert shown.exit_code == 0, shown.output
     text = " ".join(shown.output.split())
     assert "a recipe search, 5 trials per model x dataset" in text and "10 runs" in text
+
+
+def test_the_example_search_is_a_valid_study() -> None:
+    from biotune.study import load_study
+
+    study = load_study(Path(__file__).resolve().parents[1] / "examples" / "search.yaml")
+    assert study.search is not None and study.search.timeout == 3600 and len(study.search.techniques) == 5

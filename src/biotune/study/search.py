@@ -111,10 +111,10 @@ def default_range(family: str, layers: int) -> tuple[float, float] | None:
 
 
 def resolve_space(search: SearchConfig, layers: int) -> SearchSpace:
-    families = {
-        family: (tuple(bounds) if bounds is not None else default_range(family, layers))  # type: ignore[misc]
-        for family, bounds in search.techniques.items()
-    }
+    """The space for a model of `layers` encoder layers: a family without bounds takes its default range."""
+    families: dict[str, tuple[float, float] | None] = {}
+    for family, bounds in search.techniques.items():
+        families[family] = (bounds[0], bounds[1]) if bounds is not None else default_range(family, layers)
     low, high = search.learning_rate
     return SearchSpace((low, high), families)
 
@@ -221,7 +221,7 @@ class PruningHook:
 
 
 @dataclass
-class _Pair:
+class SearchPair:
     """One model x dataset of a search: what every trial of it shares."""
 
     model: str
@@ -248,7 +248,9 @@ class _Pair:
         )
 
 
-def plan_search(study: StudyConfig, source: str = "study") -> tuple[list[_Pair], list[str], list[RunSpec]]:
+def plan_search(
+    study: StudyConfig, source: str = "study"
+) -> tuple[list[SearchPair], list[str], list[RunSpec]]:
     """Every model x dataset's search, validated before any work (options, models, data, the whole space).
 
     Returns the pairs, the warnings, and the runs of one trial per pair (standard, lowest lr), which a dry
@@ -258,7 +260,7 @@ def plan_search(study: StudyConfig, source: str = "study") -> tuple[list[_Pair],
     assert study.search is not None
     representative = expand_grid(study, source)  # options, datasets and seeds checked as for a grid
     warnings = check_runs(representative)  # models readable, data present
-    pairs: list[_Pair] = []
+    pairs: list[SearchPair] = []
     endpoints: list[RunSpec] = []
     for run in representative:
         if any(p.model == run.model and p.dataset == run.dataset for p in pairs):
@@ -267,7 +269,7 @@ def plan_search(study: StudyConfig, source: str = "study") -> tuple[list[_Pair],
         space = resolve_space(study.search, layers)
         options = study.options_for(next(d for d in study.datasets if get_spec(d).name == run.dataset))
         epochs = run.config.epochs or get_spec(run.dataset).defaults.epochs
-        pairs.append(_Pair(run.model, run.dataset, options, study.seeds_for(run.dataset), space, epochs))
+        pairs.append(SearchPair(run.model, run.dataset, options, study.seeds_for(run.dataset), space, epochs))
         for technique in endpoint_techniques(space):
             techniques = [] if technique == "standard" else [technique]
             config = run.config.model_copy(update={"techniques": techniques})
@@ -320,7 +322,7 @@ def run_search(
     return result
 
 
-def _open_search(optuna: Any, storage: Any, pair: _Pair, search: SearchConfig, source: str) -> Any:
+def _open_search(optuna: Any, storage: Any, pair: SearchPair, search: SearchConfig, source: str) -> Any:
     """The pair's Optuna study, created or resumed, with a sampler seeded past the trials it has."""
     created = optuna.create_study(
         storage=storage, study_name=pair.name, direction="maximize", load_if_exists=True
@@ -395,7 +397,7 @@ class _Session:
         self.report_to = report_to
         self.experiment = study_dir.resolve().name
 
-    def run_pair(self, pair: _Pair, optuna_study: Any) -> SearchSummary:
+    def run_pair(self, pair: SearchPair, optuna_study: Any) -> SearchSummary:
         started = time.monotonic()
         deadline = started + self.config.timeout if self.config.timeout else None
         for stale in optuna_study.get_trials(deepcopy=False, states=(self.states.RUNNING,)):
@@ -424,7 +426,7 @@ class _Session:
             1 for t in optuna_study.get_trials(deepcopy=False) if _counts_toward_trials(t, self.states)
         )
 
-    def _seed_seconds(self, pair: _Pair) -> float | None:
+    def _seed_seconds(self, pair: SearchPair) -> float | None:
         """Mean seconds of this pair's seeds that trained to the end (pruned ones stop early)."""
         seconds = [
             r.seconds
@@ -437,14 +439,14 @@ class _Session:
         ]
         return statistics.fmean(seconds) if seconds else None
 
-    def _fits(self, pair: _Pair, deadline: float | None, seeds: int) -> bool:
+    def _fits(self, pair: SearchPair, deadline: float | None, seeds: int) -> bool:
         if deadline is None:
             return True
         now = time.monotonic()
         estimate = self._seed_seconds(pair)
         return now < deadline and (estimate is None or now + estimate * seeds <= deadline)
 
-    def _trial(self, pair: _Pair, optuna_study: Any, deadline: float | None) -> str:
+    def _trial(self, pair: SearchPair, optuna_study: Any, deadline: float | None) -> str:
         trial = optuna_study.ask()
         learning_rate, technique = sample_recipe(trial, pair.space)
         values = {
@@ -531,7 +533,7 @@ def summarize_trial(trial: Any, store: StudyStore) -> TrialSummary:
 
 
 def summarize_search(
-    pair: _Pair, optuna_study: Any, store: StudyStore, stopped: str, seconds: float, states: Any
+    pair: SearchPair, optuna_study: Any, store: StudyStore, stopped: str, seconds: float, states: Any
 ) -> SearchSummary:
     trials = tuple(
         summarize_trial(t, store)
