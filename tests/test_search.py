@@ -274,6 +274,7 @@ def test_the_budget_stops_a_trial_between_seeds_and_the_next_session_finishes_it
     (summary,) = run_study(path, tmp_path / "out").searches
     assert summary.stopped == "budget" and [t.state for t in summary.trials] == ["interrupted"]
     assert [config.seeds for config, _ in calls] == [[0]]
+    assert [r.status for r in stored(tmp_path / "out").values()] == [RunStatus.DONE]  # seed 1 never queued
 
     path = search_file(tmp_path, tiny_bert, shared_data, trials=1)  # no budget this time: same search
     (summary,) = run_study(path, tmp_path / "out").searches

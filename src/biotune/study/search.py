@@ -387,7 +387,6 @@ class _Session:
         callbacks: Any,
         report_to: list[str] | None,
     ) -> None:
-        self.optuna = optuna
         self.states = optuna.trial.TrialState
         self.store = store
         self.config = search
@@ -462,20 +461,23 @@ class _Session:
             config = TrainConfig.model_validate({**values, "seeds": [seed]})
             position = max((r.position for r in self.store.runs()), default=-1) + 1
             spec = RunSpec(position, pair.model, pair.dataset, technique, seed, config)
+            record = self._stored(spec.run_id)
+            reused = record is not None and record.status in FINISHED  # the same run in an earlier trial
+            if not reused and not self._fits(pair, deadline, 1):
+                trial.set_user_attr("interrupted", "budget")
+                optuna_study.tell(trial, state=self.states.FAIL)
+                optuna_study.enqueue_trial(trial.params)  # the next session finishes it
+                return "budget"
             run_ids.append(spec.run_id)
             trial.set_user_attr("run_ids", run_ids)  # before the store has it: a stored run is always listed
-            self.store.add_runs([spec])
-            record = self.store.get(spec.run_id)
+            if record is None:
+                self.store.add_runs([spec])
+                record = self.store.get(spec.run_id)
             first_step = index * (pair.epochs + 1)
-            if record.status in FINISHED:  # the same run in an earlier trial: its evidence stands
+            if reused:  # its evidence stands: the pruner sees its epochs as if it had trained now
                 for row in record.metrics.get("history") or []:
                     trial.report(float(row["dev"]), first_step + int(row["epoch"]))
             else:
-                if not self._fits(pair, deadline, 1):
-                    trial.set_user_attr("interrupted", "budget")
-                    optuna_study.tell(trial, state=self.states.FAIL)
-                    optuna_study.enqueue_trial(trial.params)  # the next session finishes it
-                    return "budget"
                 record = self._train(record, PruningHook(trial, first_step))
             if record.status == RunStatus.PRUNED:
                 optuna_study.tell(trial, state=self.states.PRUNED)
@@ -490,6 +492,12 @@ class _Session:
         trial.set_user_attr("std", std)
         optuna_study.tell(trial, score)
         return "complete"
+
+    def _stored(self, run_id: str) -> RunRecord | None:
+        try:
+            return self.store.get(run_id)
+        except KeyError:
+            return None
 
     def _train(self, record: RunRecord, hook: PruningHook) -> RunRecord:
         config = {**record.config}
