@@ -55,6 +55,13 @@ class ConsoleProgress(StudyProgress):
         count = f"{self.finished}/{self.total}" if self.total else str(self.finished)  # a search: no total
         console.print(f"[{count}] {state} {record.run_id}  {scores}  {seconds}", highlight=False)
 
+    def search_planned(self, searches: int, trials: int, warnings: list[str]) -> None:
+        for warning in warnings:
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(
+            f"recipe search: {searches} model x dataset search(es), {trials} trials each", highlight=False
+        )
+
     def search_started(self, model: str, dataset: str, ended: int, trials: int) -> None:
         self.total = 0
         console.print(

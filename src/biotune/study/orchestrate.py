@@ -52,6 +52,9 @@ class StudyProgress:
     def run_finished(self, record: RunRecord) -> None:
         """A run's result is in the store (`record` is the stored row)."""
 
+    def search_planned(self, searches: int, trials: int, warnings: list[str]) -> None:
+        """Before a search's first trial: model x dataset searches, trials each, up-front warnings."""
+
     def search_started(self, model: str, dataset: str, ended: int, trials: int) -> None:
         """A search of one model x dataset begins (`ended` of its `trials` trials ended before)."""
 

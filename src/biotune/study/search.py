@@ -313,6 +313,7 @@ def run_search(
             store.requeue_interrupted()
             callbacks = run_callbacks(store, progress, result, LocalRunner(), study_dir, study.keep_models)
             session = _Session(optuna, store, study.search, study_dir, progress, callbacks, report_to)
+            progress.search_planned(len(pairs), study.search.trials, warnings)
             for pair, optuna_study in zip(pairs, searches, strict=True):
                 result.searches.append(session.run_pair(pair, optuna_study))
         finally:
