@@ -413,7 +413,9 @@ def test_recommend_searches_within_a_60_second_budget_and_prints_the_recipe_and_
     tmp_path: Path, tiny_bert: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "rec"
-    arguments = ["recommend", "BIOSSES", "--model", str(tiny_bert), "--budget", "60s", "--seeds", "2"]
+    # one seed a trial: the first trial always completes (its seed starts with no time estimate), even on a
+    # machine so busy that a seed takes most of the budget; mean - std over seeds is checked above
+    arguments = ["recommend", "BIOSSES", "--model", str(tiny_bert), "--budget", "60s", "--seeds", "1"]
     arguments += ["--epochs", "1", "--batch-size", "8", "--limit-train", "8", "--max-length", "64"]
     arguments += ["--data-dir", str(shared_data), "--device", "cpu", "--output", str(out)]
     started = time.monotonic()
@@ -458,7 +460,7 @@ def test_recommend_searches_within_a_60_second_budget_and_prints_the_recipe_and_
     trained = captured[0].model_dump(mode="json")
     for key in ("model", "dataset", "techniques", "learning_rate", "epochs", "batch_size", "max_length"):
         assert trained[key] == recipe[key], key
-    assert trained["seeds"] == [0, 1]
+    assert trained["seeds"] == [0]
 
 
 def test_a_dry_run_of_a_search_validates_it_and_estimates_every_trial_trained_to_the_end(
