@@ -139,6 +139,14 @@ def test_every_trial_is_in_the_store_and_its_value_is_the_mean_over_seeds_minus_
     assert f"--learning-rate {summary.best.learning_rate!r}" in (summary.command or "")
 
 
+@pytest.mark.parametrize(("seeds", "flag"), [([0], "1"), ([0, 1, 2], "3"), ([5], "5,"), ([1, 5, 7], "1,5,7")])
+def test_the_printed_seeds_flag_reads_back_as_the_same_seeds(seeds: list[int], flag: str) -> None:
+    from biotune.config import parse_seeds
+    from biotune.study.search import seeds_flag
+
+    assert seeds_flag(seeds) == flag and parse_seeds(flag) == seeds
+
+
 def test_recipe_score_charges_the_spread_and_a_failed_seed_counts_as_the_trivial_baseline() -> None:
     assert recipe_score([80.0, 70.0, 60.0]) == (70.0, 10.0, 60.0)
     assert recipe_score([75.0]) == (75.0, 0.0, 75.0)  # one seed: no spread to charge

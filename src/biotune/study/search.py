@@ -567,13 +567,20 @@ def summarize_search(
 TRAIN_FLAG_OF = {"techniques": "--technique"}
 
 
+def seeds_flag(seeds: list[int]) -> str:
+    """`--seeds` as `biotune train` reads it: a count for 0..N-1, else a list (one seed: with a comma)."""
+    if seeds == list(range(len(seeds))):
+        return str(len(seeds))
+    return ",".join(str(seed) for seed in seeds) + ("," if len(seeds) == 1 else "")
+
+
 def train_command(config: TrainConfig) -> str:
     """The `biotune train` command line that trains `config` (its options that differ from the defaults)."""
     values = config.model_dump(mode="json", exclude_defaults=True, exclude={"output", "seeds"})
     parts = ["biotune", "train"]
     if values.get("dataset"):
         parts.append(str(values.pop("dataset")))
-    parts += ["--seeds", ",".join(str(seed) for seed in config.seeds)]
+    parts += ["--seeds", seeds_flag(config.seeds)]
     for key, value in values.items():
         flag = TRAIN_FLAG_OF.get(key, "--" + key.replace("_", "-"))
         if isinstance(value, bool):
