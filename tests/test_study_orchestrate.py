@@ -83,7 +83,13 @@ def test_a_study_runs_every_run_once_and_a_rerun_keeps_them(
     path, out = study_file(tmp_path, tiny_bert, shared_data), tmp_path / "out"
     first = run_study(path, out)
     assert len(first.ran) == 6 and len(trained) == 6
-    assert first.counts == {RunStatus.QUEUED: 0, RunStatus.RUNNING: 0, RunStatus.DONE: 4, RunStatus.FAILED: 2}
+    assert first.counts == {
+        RunStatus.QUEUED: 0,
+        RunStatus.RUNNING: 0,
+        RunStatus.DONE: 4,
+        RunStatus.FAILED: 2,
+        RunStatus.PRUNED: 0,
+    }
     with StudyStore(out, read_only=True) as store:
         record = store.get(first.ran[4])
     assert (record.technique, record.seed, record.test_score, record.dev_score) == ("reinit:1", 1, 15.0, 16.0)

@@ -113,6 +113,7 @@ def test_resume_requeues_interrupted_runs_and_keeps_done_and_failed(tmp_path: Pa
             RunStatus.RUNNING: 0,
             RunStatus.DONE: 1,
             RunStatus.FAILED: 1,
+            RunStatus.PRUNED: 0,
         }
         assert store.requeue_failed() == [failed.run_id]
         retried = store.get(failed.run_id)

@@ -285,7 +285,7 @@ class StoredRunMetrics(_Record):
     Everything defaults: a run that raised stores `{}`, and rows stored before a figure was recorded
     (throughput, memory, device, featurization) lack it; the report reads those from the run folder."""
 
-    omit_when_none = frozenset({"throughput", "device"})
+    omit_when_none = frozenset({"throughput", "device", "pruned_after_epoch"})
 
     dev: OptionalSplit = None
     test: OptionalSplit = None
@@ -302,6 +302,7 @@ class StoredRunMetrics(_Record):
     featurization: dict[str, FeaturizationCounts] = {}
     wall_seconds: float | None = None
     history: list[EpochRecord] = []
+    pruned_after_epoch: int | None = None  # a search's pruned run: the epoch after which it was stopped
 
     @field_serializer("dev", "test", "memory", mode="wrap")
     def _none_as_empty(self, value: Any, handler: Any) -> Any:

@@ -58,7 +58,7 @@ from biotune.run_folder import (
 from biotune.tasks import TaskOptions, add_placeholder_tokens, placeholder_pieces, task_class, task_for_spec
 from biotune.techniques import parse_techniques, validate_plan
 from biotune.tracking import RunTracking, check_available, start_tracking
-from biotune.training import RunContext, SeedOutcome, train_seed
+from biotune.training import EpochHook, RunContext, SeedOutcome, train_seed
 
 log = logging.getLogger("biotune")
 
@@ -413,12 +413,17 @@ class _FileLog:
 
 
 def run_training(
-    config: TrainConfig, output_dir: Path, progress: bool = False, tracking: RunTracking | None = None
+    config: TrainConfig,
+    output_dir: Path,
+    progress: bool = False,
+    tracking: RunTracking | None = None,
+    on_epoch: EpochHook | None = None,
 ) -> RunResults:
     """Train every seed of `config` and write the run folder; returns results.json's content (its model).
 
     With `report_to`, each seed is also logged to TensorBoard/MLflow (`tracking`: a study's experiment
-    and tags); tracking never changes the training."""
+    and tags); tracking never changes the training. `on_epoch` sees each dev evaluation after tracking
+    logged it; what it raises (a search's `RunPruned`) stops the run and passes through."""
     prepared = resolve_config(config)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -462,6 +467,12 @@ def run_training(
         seeds: list[SeedResult] = []
         tracker = start_tracking(resolved.report_to, tracking, output_dir)
         tags = {"model": resolved.model, "dataset": ctx.spec.name, "technique": ctx.plan.label}
+        epoch_hooks = [hook for hook in (tracker.log_epoch if tracker else None, on_epoch) if hook]
+
+        def each_epoch(*values: Any) -> None:
+            for epoch_hook in epoch_hooks:
+                epoch_hook(*values)
+
         with _progress(progress) as hook:
             for seed in resolved.seeds:
                 if tracker is not None:
@@ -469,7 +480,7 @@ def run_training(
                 try:
                     with PeakMemory(ctx.device) as memory:
                         outcome = train_seed(
-                            ctx, seed, on_step=hook, on_epoch=tracker.log_epoch if tracker else None
+                            ctx, seed, on_step=hook, on_epoch=each_epoch if epoch_hooks else None
                         )
                 except BaseException:  # out of memory, Ctrl-C: the tracked run ends as failed, not running
                     if tracker is not None:

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from biotune.cli.app import app, console, err_console, quiet_transformers
+from biotune.cli.cmd_recommend import print_search
 from biotune.report import ReportFiles, write_report
 from biotune.report.build import mean_std
 from biotune.report.tables import CellSummary
@@ -16,6 +17,7 @@ from biotune.study.grid import HYPERPARAMETER_LABELS
 from biotune.study.orchestrate import describe
 from biotune.study.records import RunRecord, RunStatus
 from biotune.study.runners import disk_full_stops
+from biotune.study.search import TrialSummary
 
 
 class ConsoleProgress(StudyProgress):
@@ -40,6 +42,9 @@ class ConsoleProgress(StudyProgress):
         scores = f"dev {_score(record.dev_score)}  test {_score(record.test_score)}"
         if record.status == RunStatus.DONE:
             state = "[green]done[/]"
+        elif record.status == RunStatus.PRUNED:
+            state = "[yellow]pruned[/]"
+            scores = record.error or ""
         elif record.crashed:
             state = "[bold red]error[/]"
             scores = record.error or ""
@@ -47,8 +52,29 @@ class ConsoleProgress(StudyProgress):
             state = "[red]failed[/]"
             scores += f"  ({record.error})" if record.error else ""
         seconds = f"{record.seconds:.1f} s" if record.seconds is not None else ""
+        count = f"{self.finished}/{self.total}" if self.total else str(self.finished)  # a search: no total
+        console.print(f"[{count}] {state} {record.run_id}  {scores}  {seconds}", highlight=False)
+
+    def search_planned(self, searches: int, trials: int, warnings: list[str]) -> None:
+        for warning in warnings:
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
         console.print(
-            f"[{self.finished}/{self.total}] {state} {record.run_id}  {scores}  {seconds}", highlight=False
+            f"recipe search: {searches} model x dataset search(es), {trials} trials each", highlight=False
+        )
+
+    def search_started(self, model: str, dataset: str, ended: int, trials: int) -> None:
+        self.total = 0
+        console.print(
+            f"search {model} / {dataset}: {ended} of {trials} trials ended before, {trials - ended} to run",
+            highlight=False,
+        )
+
+    def trial_finished(self, trial: TrialSummary) -> None:
+        score = f"score {trial.score:.2f}" if trial.score is not None else trial.error or ""
+        recipe = f"lr {trial.learning_rate or 0:.3g}, {trial.technique}"
+        console.print(
+            f"trial {trial.number} {trial.state}: {recipe}  {score}",
+            highlight=False,
         )
 
 
@@ -172,10 +198,13 @@ def study(
         report_to=report_to or None,
     )
     counts = result.counts
+    pruned = f", {counts[RunStatus.PRUNED]} pruned" if counts[RunStatus.PRUNED] else ""
     console.print(
-        f"{result.total} runs: {counts[RunStatus.DONE]} done, {counts[RunStatus.FAILED]} failed",
+        f"{result.total} runs: {counts[RunStatus.DONE]} done, {counts[RunStatus.FAILED]} failed{pruned}",
         highlight=False,
     )
+    for summary in result.searches:
+        print_search(summary)
     with disk_full_stops(result.study_dir):
         files = write_report(result.study_dir)
     _print_report(files)
@@ -201,7 +230,19 @@ def _print_estimate(study_file: Path, tokens_per_second: float | None) -> None:
     from biotune.study.estimate import estimate_study
 
     study = load_study(study_file)
-    runs = expand_grid(study, str(study_file))  # every option validated; models are not resolved
+    if study.search is not None:
+        from biotune.study.search import plan_search
+
+        _, _, one_trial = plan_search(study, str(study_file))  # the whole space validated
+        trials = study.search.trials
+        console.print(
+            f"{study_file}: a recipe search, {trials} trials per model x dataset; the estimate below is "
+            "every trial trained to the end (standard, no pruning): an upper bound",
+            highlight=False,
+        )
+        runs = one_trial * trials
+    else:
+        runs = expand_grid(study, str(study_file))  # every option validated; models are not resolved
     estimate = estimate_study(runs, tokens_per_second)
     console.print(
         f"{study_file}: valid. {estimate.runs} runs = {estimate.models} model(s) x {estimate.datasets} "

@@ -71,6 +71,12 @@ def _overview(study_dir: Path, records: list[RunRecord]) -> Section:
         f"Study folder `{study_dir}`, report made {time.strftime('%Y-%m-%d %H:%M:%S')}. "
         f"{len(records)} runs: {counts[RunStatus.DONE]} done, {counts[RunStatus.FAILED] - crashed} failed, "
         f"{crashed} raised an error, {counts[RunStatus.RUNNING]} running, {counts[RunStatus.QUEUED]} queued."
+        + (
+            f" {counts[RunStatus.PRUNED]} pruned by the recipe search: their trials' settings are left out "
+            "of the tables below."
+            if counts[RunStatus.PRUNED]
+            else ""
+        )
     )
     if counts[RunStatus.RUNNING] or counts[RunStatus.QUEUED]:
         section.blocks.append("The study is not finished: the numbers below cover the finished runs only.")

@@ -5,7 +5,8 @@ mean dev score over its successful seeds is selected, and the test scores of tha
 reported. Means and sample standard deviations (n - 1) cover every finished seed of the setting,
 failed ones included: a seed judged failed is a fine-tuning outcome, and leaving it out would hide
 the instability the study measures. Runs that raised (a bug, missing data) have no score; they are
-counted apart as errors, and runs still queued or running as pending.
+counted apart as errors, and runs still queued or running as pending. A setting with a seed that a
+recipe search pruned is left out: the search stopped it, so its seeds are no full measurement.
 """
 
 from __future__ import annotations
@@ -115,11 +116,22 @@ def select_setting(groups: Sequence[list[RunRecord]]) -> int:
     return 0 if chosen is None else chosen
 
 
+def without_pruned(records: Iterable[RunRecord]) -> list[RunRecord]:
+    """Every run except those of a setting that has a pruned run (a search stopped that trial)."""
+    records = list(records)
+
+    def setting(r: RunRecord) -> tuple[str, str, str, str]:
+        return (r.model, r.dataset, r.technique, r.setting_key)
+
+    pruned = {setting(r) for r in records if r.status == RunStatus.PRUNED}
+    return [r for r in records if setting(r) not in pruned]
+
+
 def summarize_cells(records: Iterable[RunRecord]) -> list[CellSummary]:
-    """One summary per model x dataset x technique, in grid order."""
+    """One summary per model x dataset x technique, in grid order; pruned trials' settings left out."""
     cells = []
     for (model, dataset, technique), group in _grouped(
-        records, lambda r: (r.model, r.dataset, r.technique)
+        without_pruned(records), lambda r: (r.model, r.dataset, r.technique)
     ).items():
         settings = list(_grouped(group, lambda r: r.setting_key).values())
         chosen = select_setting(settings)

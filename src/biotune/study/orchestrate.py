@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from biotune.config import dump_yaml
 from biotune.errors import ConfigError
@@ -33,6 +33,9 @@ from biotune.study.store import StudyStore
 from biotune.study.validate import check_runs
 from biotune.tracking import RunTracking, check_available, parse_report_to
 
+if TYPE_CHECKING:
+    from biotune.study.search import SearchSummary, TrialSummary
+
 LOCK_FILE = ".study.lock"
 STUDY_COPY = "study.yaml"
 
@@ -49,6 +52,15 @@ class StudyProgress:
     def run_finished(self, record: RunRecord) -> None:
         """A run's result is in the store (`record` is the stored row)."""
 
+    def search_planned(self, searches: int, trials: int, warnings: list[str]) -> None:
+        """Before a search's first trial: model x dataset searches, trials each, up-front warnings."""
+
+    def search_started(self, model: str, dataset: str, ended: int, trials: int) -> None:
+        """A search of one model x dataset begins (`ended` of its `trials` trials ended before)."""
+
+    def trial_finished(self, trial: TrialSummary) -> None:
+        """A search's trial ended (complete, pruned or failed)."""
+
 
 @dataclass
 class StudyResult:
@@ -57,6 +69,7 @@ class StudyResult:
     ran: list[str] = field(default_factory=list)
     counts: dict[RunStatus, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    searches: list[SearchSummary] = field(default_factory=list)  # a `search:` study: one per model x dataset
 
 
 def default_output(study_file: Path) -> Path:
@@ -127,14 +140,25 @@ def run_study(
     MLflow experiment named after the study folder."""
     study_file = Path(study_file)
     study = load_study(study_file)
-    runs, warnings = plan_study(study, str(study_file))
     study_dir = Path(output) if output is not None else default_output(study_file)
-    if report_to is not None:
-        try:
-            report_to = parse_report_to(report_to)
-        except ValueError as exc:
-            raise ConfigError(f"--report-to: {exc}") from exc
-        check_available(report_to)
+    report_to = checked_report_to(report_to)
+    if study.search is not None:
+        from biotune.study.search import run_search
+
+        if retry_failed:
+            raise ConfigError(
+                f"{study_file}: --retry-failed is for grids; a search's failed trials are part of its result"
+            )
+        return run_search(
+            study,
+            study_dir,
+            str(study_file),
+            resume=resume,
+            runner=runner,
+            progress=progress,
+            report_to=report_to,
+        )
+    runs, warnings = plan_study(study, str(study_file))
     experiment = study_dir.resolve().name
     chosen = make_runner(runner) if isinstance(runner, str) else runner
     progress = progress or StudyProgress()
@@ -143,11 +167,7 @@ def run_study(
         if resume:
             _check_same_study(store, runs, study_dir)
         else:
-            # a copied or edited store is untrusted: refuse a folder outside the study before deleting any
-            folders = [safe_child(study_dir, r.run_dir, "run folder in the store") for r in store.runs()]
-            store.delete_all()
-            for folder in folders:
-                shutil.rmtree(folder, ignore_errors=True)
+            start_over(store, study_dir)
         dump_yaml(study, study_dir / STUDY_COPY)
         store.set_meta("study_file", str(study_file.resolve()))
         store.add_runs(runs)
@@ -159,22 +179,53 @@ def run_study(
         result = StudyResult(study_dir=study_dir, total=len(runs), warnings=warnings)
         progress.planned(len(runs), len(queued), warnings)
         tasks = [
-            RunTask(
-                r.run_id,
-                # tracking as the study says now (the store keeps a run's config from when it was queued)
-                portable(
-                    {**r.config, "report_to": report_to if report_to is not None else planned[r.run_id]}
-                ),
-                str(safe_child(study_dir, r.run_dir, "run folder in the store").resolve()),
-                describe(r),
-                RunTracking(experiment, {"model": r.model, "dataset": r.dataset, "technique": r.technique}),
+            # tracking as the study says now (the store keeps a run's config from when it was queued)
+            run_task(
+                r,
+                {**r.config, "report_to": report_to if report_to is not None else planned[r.run_id]},
+                study_dir,
+                experiment,
             )
             for r in queued
         ]
         if tasks:  # nothing left: do not start a Ray cluster for it
-            chosen.run(tasks, _callbacks(store, progress, result, chosen, study_dir, study.keep_models))
+            chosen.run(tasks, run_callbacks(store, progress, result, chosen, study_dir, study.keep_models))
         result.counts = store.counts()
     return result
+
+
+def checked_report_to(report_to: list[str] | None) -> list[str] | None:
+    """`--report-to` parsed and its packages checked, before any work; None: as each run's config says."""
+    if report_to is None:
+        return None
+    try:
+        names = parse_report_to(report_to)
+    except ValueError as exc:
+        raise ConfigError(f"--report-to: {exc}") from exc
+    check_available(names)
+    return names
+
+
+def start_over(store: StudyStore, study_dir: Path) -> None:
+    """--no-resume: forget every stored run and delete its folder."""
+    # a copied or edited store is untrusted: refuse a folder outside the study before deleting any
+    folders = [safe_child(study_dir, r.run_dir, "run folder in the store") for r in store.runs()]
+    store.delete_all()
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_task(record: RunRecord, config: dict[str, Any], study_dir: Path, experiment: str) -> RunTask:
+    """What a worker needs for one stored run (`config`: the run's config as it should run now)."""
+    return RunTask(
+        record.run_id,
+        portable(config),
+        str(safe_child(study_dir, record.run_dir, "run folder in the store").resolve()),
+        describe(record),
+        RunTracking(
+            experiment, {"model": record.model, "dataset": record.dataset, "technique": record.technique}
+        ),
+    )
 
 
 def setting_of(record: RunRecord) -> tuple[str, str, str, str]:
@@ -199,7 +250,7 @@ def prune_models(store: StudyStore, study_dir: Path, setting: tuple[str, str, st
                 shutil.rmtree(folder, ignore_errors=True)
 
 
-def _callbacks(
+def run_callbacks(
     store: StudyStore,
     progress: StudyProgress,
     result: StudyResult,

@@ -19,9 +19,25 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    PRUNED = "pruned"  # stopped early by a recipe search (`search:`): a trial's bookkeeping, not a result
 
 
-FINISHED = (RunStatus.DONE, RunStatus.FAILED)
+FINISHED = (RunStatus.DONE, RunStatus.FAILED, RunStatus.PRUNED)
+
+
+class RunPruned(Exception):
+    """Raised by a search's `on_epoch` hook to stop a seed's training cleanly after a dev evaluation.
+
+    Control flow like optuna.TrialPruned, not a BiotuneError: nothing reports it as a failure. It passes
+    through `train_seed` and `run_training` untouched; `execute_run` turns it into a `pruned` outcome that
+    keeps the epochs trained so far (`history`) as evidence.
+    """
+
+    def __init__(self, epoch: int, dev_score: float, history: list[dict[str, Any]]) -> None:
+        super().__init__(f"pruned by the search after epoch {epoch} (dev {dev_score:.2f})")
+        self.epoch = epoch
+        self.dev_score = dev_score
+        self.history = history
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,15 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from biotune.errors import BiotuneError, ConfigError
 from biotune.run_folder import RunResults, StoredRunMetrics
-from biotune.study.records import RunOutcome, RunStatus
+from biotune.study.records import RunOutcome, RunPruned, RunStatus
 from biotune.tracking import RunTracking
+
+if TYPE_CHECKING:
+    from biotune.training import EpochHook
 
 log = logging.getLogger("biotune")
 
@@ -116,10 +119,11 @@ def outcome_from_results(run_id: str, results: RunResults, started_at: float) ->
     )
 
 
-def execute_run(task: RunTask) -> RunOutcome:
+def execute_run(task: RunTask, on_epoch: EpochHook | None = None) -> RunOutcome:
     """Train one run into its folder; anything it raises becomes a failed, crashed outcome.
 
-    Except a full disk: that raises `DiskFullError`, so the run is not recorded as a result.
+    Except a full disk: that raises `DiskFullError`, so the run is not recorded as a result. `on_epoch`
+    (a search's pruning hook) sees every dev evaluation; when it raises `RunPruned`, the run is `pruned`.
     """
     from biotune.config import TrainConfig
     from biotune.runs import run_training
@@ -131,8 +135,19 @@ def execute_run(task: RunTask) -> RunOutcome:
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
         config = TrainConfig.model_validate(task.config)
-        results = run_training(config, run_dir, progress=False, tracking=task.tracking)
+        results = run_training(config, run_dir, progress=False, tracking=task.tracking, on_epoch=on_epoch)
         return outcome_from_results(task.run_id, results, started_at)
+    except RunPruned as stop:
+        return RunOutcome(
+            task.run_id,
+            RunStatus.PRUNED,
+            max(row["dev"] for row in stop.history) if stop.history else stop.dev_score,
+            None,
+            {"history": stop.history, "pruned_after_epoch": stop.epoch},
+            str(stop),
+            started_at=started_at,
+            ended_at=time.time(),
+        )
     except Exception as exc:  # a bug or bad data in one run must not stop the study
         if disk_full(exc):
             raise disk_full_error(run_dir, exc) from exc

@@ -7,20 +7,51 @@ Per-dataset settings: `datasets` may be a mapping from dataset to the training o
 use on top of `train` (`datasets: {HoC: {epochs: 8, max_length: 256}, BIOSSES: null}`), or a list with an
 `overrides:` block of the same shape. They are validated like `train`: an unknown key, a grid key, a key
 that the hyper-parameter grid also sets, or a dataset that is not in the study is an error before any work.
+
+A recipe search (`search:`, see `biotune.study.search`) replaces the technique and hyper-parameter grids:
+Optuna samples the learning rate and one technique with its parameter per trial, for each model x dataset.
+So `techniques`, `hyperparameters` and a `learning_rate` under `train`/`overrides` are refused with it.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from biotune.config import Seeds, TrainConfig, build_config, read_yaml
 
 STANDARD = "standard"
 GRID_KEYS = ("dataset", "model", "seeds", "techniques", "output")
 HYPERPARAMETER_KEYS = ("learning_rate", "batch_size", "epochs")
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+def parse_duration(text: str | float) -> float:
+    """Seconds in `90s`, `30m`, `2h`, `1h30m` (or a plain number of seconds); ValueError with the forms."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        value = str(text).strip().lower().replace(" ", "")
+        match = _DURATION.fullmatch(value)
+        if value and match is None:
+            try:
+                seconds = float(value)
+            except ValueError:
+                seconds = math.nan
+        elif match is None or not any(match.groups()):
+            seconds = math.nan
+        else:
+            hours, minutes, secs = (float(part) if part else 0.0 for part in match.groups())
+            seconds = hours * 3600 + minutes * 60 + secs
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"a duration is like 90s, 30m, 2h or 1h30m (more than zero), got {text!r}")
+    return seconds
 
 
 def _as_list(value: Any) -> Any:
@@ -56,6 +87,99 @@ class HyperparameterGrid(BaseModel):
         return {key: values for key in HYPERPARAMETER_KEYS if (values := getattr(self, key)) is not None}
 
 
+TechniqueFamily = Literal["standard", "freeze", "llrd", "reinit", "mixout"]
+TECHNIQUE_FAMILIES: tuple[str, ...] = ("standard", "freeze", "llrd", "reinit", "mixout")
+WHOLE_NUMBER_FAMILIES = ("freeze", "reinit")  # layer counts; llrd and mixout are real numbers
+FLOAT_STEP = 0.01  # llrd D and mixout P are sampled on this grid, so a technique reads `llrd:0.85`
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class SearchConfig(BaseModel):
+    """`search:` in a study: Optuna explores learning rate x technique x its parameter per model x dataset.
+
+    A trial trains every study seed; its value is the mean dev score over them minus their sample std.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    sampler: Literal["tpe", "random"] = Field("tpe", description="Optuna's TPESampler or RandomSampler")
+    trials: int = Field(20, ge=1, description="trials per model x dataset (pruned and failed ones count)")
+    pruner: Literal["median", "threshold", "none"] = Field(
+        "median",
+        description="median: stop a trial whose dev score is below the median of earlier trials at the same "
+        "seed and epoch (Optuna's MedianPruner); threshold: stop it below `threshold`; none: never stop",
+    )
+    startup_trials: int = Field(3, ge=0, description="median: trials that finish before any is pruned")
+    warmup_epochs: int = Field(1, ge=0, description="epochs of a trial's first seed that are never pruned")
+    threshold: float | None = Field(None, description="threshold pruner: the dev score a trial must reach")
+    timeout: Duration | None = Field(
+        None,
+        description="per model x dataset: no trial or seed starts that would end after this (30m, 2h, "
+        "1h30m); a run in flight ends",
+    )
+    seed: int = Field(0, ge=0, description="the sampler's seed, so a search is reproducible")
+    learning_rate: list[float] = Field(
+        default_factory=lambda: [1e-5, 1e-4], description="[low, high], sampled log-uniformly"
+    )
+    techniques: dict[TechniqueFamily, list[float] | None] = Field(
+        default_factory=lambda: dict.fromkeys(TECHNIQUE_FAMILIES),
+        description="family -> [low, high] of its parameter (freeze K, llrd D, reinit K, mixout P), null for "
+        "the default range; standard takes none. A list of families takes their default ranges",
+    )
+
+    @field_validator("techniques", mode="before")
+    @classmethod
+    def _families_list(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            if len(set(value)) != len(value):
+                raise ValueError(f"technique families must be distinct, got {list(value)}")
+            return dict.fromkeys(value)
+        return value
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _lr_range(cls, bounds: list[float]) -> list[float]:
+        if len(bounds) != 2 or not 0 < bounds[0] <= bounds[1]:
+            raise ValueError(f"give [low, high] with 0 < low <= high, e.g. [1e-5, 1e-4]; got {bounds}")
+        return bounds
+
+    @field_validator("techniques")
+    @classmethod
+    def _ranges(cls, space: dict[str, list[float] | None]) -> dict[str, list[float] | None]:
+        from biotune.techniques import parse_techniques
+
+        if not space:
+            raise ValueError(f"name at least one technique family ({', '.join(TECHNIQUE_FAMILIES)})")
+        for family, bounds in space.items():
+            if bounds is None:
+                continue
+            if family == "standard":
+                raise ValueError("standard has no parameter: give it as `standard: null`")
+            if len(bounds) != 2 or bounds[0] > bounds[1]:
+                raise ValueError(f"{family}: give [low, high] with low <= high, got {bounds}")
+            for value in bounds:
+                if family in WHOLE_NUMBER_FAMILIES and value != int(value):
+                    raise ValueError(f"{family}: K is a whole number of layers, got {value:g}")
+                if (
+                    family not in WHOLE_NUMBER_FAMILIES
+                    and abs(value / FLOAT_STEP - round(value / FLOAT_STEP)) > 1e-6
+                ):
+                    raise ValueError(
+                        f"{family}: give bounds in steps of {FLOAT_STEP:g} (e.g. 0.85), got {value:g}"
+                    )
+                shown = int(value) if family in WHOLE_NUMBER_FAMILIES else value
+                parse_techniques([f"{family}:{shown}"])  # the technique's own bounds, with its message
+        return space
+
+    @model_validator(mode="after")
+    def _pruner_settings(self) -> SearchConfig:
+        if self.pruner == "threshold" and self.threshold is None:
+            raise ValueError("pruner threshold needs `threshold:` (the dev score a trial must reach)")
+        if self.pruner != "threshold" and self.threshold is not None:
+            raise ValueError(f"threshold is for pruner threshold; the pruner is {self.pruner}: drop it")
+        return self
+
+
 class StudyConfig(BaseModel):
     """What `biotune study STUDY.yaml` reads."""
 
@@ -79,6 +203,9 @@ class StudyConfig(BaseModel):
         description="best: keep only the saved model of the best-dev seed of each setting (model x dataset "
         "x technique x hyper-parameters; the report names the best one to export or predict with); "
         "all: keep every run's model. `train: {save_model: false}` keeps none",
+    )
+    search: SearchConfig | None = Field(
+        None, description="a recipe search (Optuna) instead of the technique and hyper-parameter grids"
     )
 
     @model_validator(mode="before")
@@ -140,7 +267,31 @@ class StudyConfig(BaseModel):
                     "add it to datasets or fix its spelling"
                 )
             self._check_options(f"overrides.{dataset}", options)
+        if self.search is not None:
+            self._check_search()
         return self
+
+    def _check_search(self) -> None:
+        """A search samples the recipe itself: the grids that would also set it are refused."""
+        if self.techniques != {STANDARD: []}:
+            raise ValueError(
+                "techniques: a search samples the technique; drop `techniques` and list the families to "
+                "try under search.techniques"
+            )
+        if self.hyperparameters.given():
+            raise ValueError(
+                "hyperparameters: a search samples the learning rate; drop `hyperparameters` (give its "
+                "range as search.learning_rate, and a fixed batch_size or epochs under train)"
+            )
+        for where, options in [
+            ("train", self.train),
+            *((f"overrides.{name}", values) for name, values in self.overrides.items()),
+        ]:
+            if "learning_rate" in options:
+                raise ValueError(
+                    f"{where}.learning_rate: a search samples the learning rate; give its range as "
+                    "search.learning_rate instead"
+                )
 
     def _check_options(self, where: str, options: dict[str, Any]) -> None:
         known = set(TrainConfig.model_fields)

@@ -20,18 +20,14 @@ from typing import Any
 
 from biotune.errors import BiotuneError, ConfigError
 from biotune.study.grid import RunSpec
-from biotune.study.records import RunOutcome, RunRecord, RunStatus
+from biotune.study.records import FINISHED, RunOutcome, RunRecord, RunStatus
 
 STORE_FILE = "study.sqlite"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: the `pruned` status (a search's trials)
 BUSY_TIMEOUT_MS = 30_000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
+_RUNS_TABLE = """
+CREATE TABLE IF NOT EXISTS __TABLE__ (
     run_id               TEXT PRIMARY KEY,
     position             INTEGER NOT NULL,
     model                TEXT NOT NULL,
@@ -41,7 +37,7 @@ CREATE TABLE IF NOT EXISTS runs (
     hyperparameters_json TEXT NOT NULL,
     seed                 INTEGER NOT NULL,
     config_json          TEXT NOT NULL,
-    status               TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
+    status               TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'pruned')),
     dev_score            REAL,
     test_score           REAL,
     metrics_json         TEXT NOT NULL DEFAULT '{}',
@@ -55,8 +51,20 @@ CREATE TABLE IF NOT EXISTS runs (
     worker               TEXT,
     run_dir              TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, position);
 """
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+def _runs_table(name: str) -> str:
+    return _RUNS_TABLE.replace("__TABLE__", name)
+
+
+_INDEX = "CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, position);"
 
 _COLUMNS = (
     "run_id, position, model, dataset, technique, techniques_json, hyperparameters_json, seed, config_json, "
@@ -142,7 +150,7 @@ class StudyStore:
         problems = [row[0] for row in self._db.execute("PRAGMA quick_check").fetchall()]
         if problems != ["ok"]:
             raise damaged_store(self.path, "; ".join(problems[:3]))
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(_SCHEMA + _runs_table("runs") + _INDEX)
         self._check_schema()
 
     @contextmanager
@@ -159,11 +167,24 @@ class StudyStore:
         found = self.get_meta("schema_version")
         if found is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
+        elif found == "1":
+            self._migrate_from_1()
         elif found != SCHEMA_VERSION:
             raise ConfigError(
                 f"{self.path}: store schema version {found}, this biotune writes {SCHEMA_VERSION}; "
                 "use a new --output folder"
             )
+
+    def _migrate_from_1(self) -> None:
+        """Version 1 lacks the `pruned` status; SQLite cannot change a CHECK, so the table is copied into
+        one that allows it (one transaction: a crash leaves version 1 as it was)."""
+        with self._transaction() as db:
+            db.execute(_runs_table("runs_v2"))
+            db.execute(f"INSERT INTO runs_v2 ({_COLUMNS}) SELECT {_COLUMNS} FROM runs")
+            db.execute("DROP TABLE runs")  # its index goes with it
+            db.execute("ALTER TABLE runs_v2 RENAME TO runs")
+            db.execute(_INDEX)
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
 
     def close(self) -> None:
         if self._db is not None:
@@ -280,8 +301,11 @@ class StudyStore:
                 raise StoreStateError(f"run {run_id} cannot start: {self._status_text(db, run_id)}")
 
     def finish(self, outcome: RunOutcome) -> None:
-        if outcome.status not in (RunStatus.DONE, RunStatus.FAILED):
-            raise StoreStateError(f"run {outcome.run_id}: a result is done or failed, not {outcome.status}")
+        if outcome.status not in FINISHED:
+            raise StoreStateError(
+                f"run {outcome.run_id}: a result is done or failed (or pruned by a search), "
+                f"not {outcome.status}"
+            )
         ended_at = outcome.ended_at if outcome.ended_at is not None else time.time()
         with self._transaction() as db:
             cursor = db.execute(
