@@ -22,10 +22,12 @@ import yaml
 from typer.testing import CliRunner
 
 import biotune.runs
+from _run_files import real_results, seed_result, split
 from biotune.cli import app
 from biotune.config import TrainConfig
 from biotune.errors import ConfigError
 from biotune.report import write_report
+from biotune.run_folder import Baselines, EpochRecord, RunResults
 from biotune.study import RunStatus, StudyStore, run_study
 from biotune.study.records import RunPruned
 from biotune.study.search import SEARCH_STORE, counted_dev, recipe_score
@@ -61,7 +63,7 @@ def scripted(monkeypatch: pytest.MonkeyPatch, script: Script) -> list[tuple[Trai
 
     def run_training(
         config: TrainConfig, output_dir: Path, progress: bool = False, on_epoch: Any = None, **_: Any
-    ) -> dict[str, Any]:
+    ) -> RunResults:
         scores, status = script(config)
         seed = config.seeds[0]
         calls.append((config, 0))
@@ -71,23 +73,21 @@ def scripted(monkeypatch: pytest.MonkeyPatch, script: Script) -> list[tuple[Trai
             calls[-1] = (config, epoch)
             if on_epoch is not None:
                 on_epoch(seed, epoch, 0.5, score, [])  # may raise RunPruned, as in the real loop
-        record = {
-            "seed": seed,
-            "status": status,
-            "error": None if status == "ok" else "collapsed: no better than the trivial baseline",
-            "best_epoch": len(scores),
-            "train_seconds": 0.01,
-            "history": history,
-            "dev": {"score": max(scores)},
-            "test": {"score": 1.0},
-        }
-        return {
-            "dataset": config.dataset,
-            "config": config.model_dump(mode="json"),
-            "technique_label": "+".join(config.techniques) or "standard",
-            "seeds": [record],
-            "baseline": {"trivial": {"dev": {"score": TRIVIAL_DEV}, "test": {"score": 0.0}}},
-        }
+        record = seed_result(
+            seed,
+            status=status,
+            dev=max(scores),
+            test=1.0,
+            error=None if status == "ok" else "collapsed: no better than the trivial baseline",
+            best_epoch=len(scores),
+        ).model_copy(update={"train_seconds": 0.01, "history": [EpochRecord(**row) for row in history]})
+        return real_results(
+            dataset=config.dataset,
+            config=config.model_dump(mode="json"),
+            technique_label="+".join(config.techniques) or "standard",
+            seeds=[record],
+            baseline=Baselines(trivial={"dev": split(TRIVIAL_DEV), "test": split(0.0)}),
+        )
 
     monkeypatch.setattr(biotune.runs, "run_training", run_training)
     return calls
