@@ -388,13 +388,14 @@ def test_recommend_names_a_bad_budget_as_its_option() -> None:
 
 def test_a_version_1_store_is_migrated_to_take_pruned_runs_and_keeps_its_rows(tmp_path: Path) -> None:
     from biotune.study.records import RunOutcome
-    from biotune.study.store import _COLUMNS, STORE_FILE, _runs_table
+    from biotune.study.store import _COLUMNS, _RUNS_COLUMNS_SQL, STORE_FILE
 
     with StudyStore(tmp_path) as store:  # a current store, turned back into version 1 below
         pass
     db = sqlite3.connect(tmp_path / STORE_FILE)
-    version_1 = _runs_table("runs").replace("'failed', 'pruned'", "'failed'")  # 1 had no pruned
-    assert version_1 != _runs_table("runs")
+    current = f"CREATE TABLE runs {_RUNS_COLUMNS_SQL};"
+    version_1 = current.replace("'failed', 'pruned'", "'failed'")  # 1 had no pruned
+    assert version_1 != current
     db.executescript(
         f"DROP TABLE runs; {version_1} UPDATE meta SET value = '1' WHERE key = 'schema_version';"
     )

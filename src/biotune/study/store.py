@@ -26,8 +26,9 @@ STORE_FILE = "study.sqlite"
 SCHEMA_VERSION = "2"  # 2: the `pruned` status (a search's trials)
 BUSY_TIMEOUT_MS = 30_000
 
-_RUNS_TABLE = """
-CREATE TABLE IF NOT EXISTS __TABLE__ (
+# the runs table's columns, spliced into its CREATE statements (the migration creates a copy under
+# another name): SQL text is only ever literals and these constants
+_RUNS_COLUMNS_SQL = """(
     run_id               TEXT PRIMARY KEY,
     position             INTEGER NOT NULL,
     model                TEXT NOT NULL,
@@ -50,18 +51,13 @@ CREATE TABLE IF NOT EXISTS __TABLE__ (
     attempts             INTEGER NOT NULL DEFAULT 0,
     worker               TEXT,
     run_dir              TEXT NOT NULL
-);
-"""
+)"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
 """
-
-
-def _runs_table(name: str) -> str:
-    return _RUNS_TABLE.replace("__TABLE__", name)
 
 
 _INDEX = "CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, position);"
@@ -150,7 +146,7 @@ class StudyStore:
         problems = [row[0] for row in self._db.execute("PRAGMA quick_check").fetchall()]
         if problems != ["ok"]:
             raise damaged_store(self.path, "; ".join(problems[:3]))
-        self._db.executescript(_SCHEMA + _runs_table("runs") + _INDEX)
+        self._db.executescript(f"{_SCHEMA}CREATE TABLE IF NOT EXISTS runs {_RUNS_COLUMNS_SQL};\n{_INDEX}")
         self._check_schema()
 
     @contextmanager
@@ -179,7 +175,7 @@ class StudyStore:
         """Version 1 lacks the `pruned` status; SQLite cannot change a CHECK, so the table is copied into
         one that allows it (one transaction: a crash leaves version 1 as it was)."""
         with self._transaction() as db:
-            db.execute(_runs_table("runs_v2"))
+            db.execute(f"CREATE TABLE runs_v2 {_RUNS_COLUMNS_SQL}")
             db.execute(f"INSERT INTO runs_v2 ({_COLUMNS}) SELECT {_COLUMNS} FROM runs")
             db.execute("DROP TABLE runs")  # its index goes with it
             db.execute("ALTER TABLE runs_v2 RENAME TO runs")
